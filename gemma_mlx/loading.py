@@ -1,0 +1,159 @@
+"""load(path_or_repo) -> (model, tokenizer) for HF, MLX and GGUF checkpoints; save()."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .config import ModelConfig
+from .errors import GemmaError
+from .models.text import Gemma3ForCausalLM
+from .tokenizer import Tokenizer, spm_from_gguf_vocab
+
+_HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
+
+
+def resolve(path_or_repo: str | Path) -> Path:
+    """A local directory or .gguf file as is; otherwise an HF repo id fetched with huggingface_hub."""
+    p = Path(path_or_repo).expanduser()
+    if p.exists():
+        return p
+    s = str(path_or_repo)
+    if s.endswith(".gguf") or s.startswith((".", "/", "~")) or s.count("/") != 1:
+        raise GemmaError(f"{s}: no such file or directory")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(s, allow_patterns=_HUB_PATTERNS))
+    except Exception as e:
+        raise GemmaError(
+            f"{s}: not a local path, and the Hugging Face Hub could not provide it "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            "Check the repo id and your network, or pass a local directory."
+        ) from None
+
+
+def _read_safetensors(files: list[Path]) -> dict[str, mx.array]:
+    weights: dict[str, mx.array] = {}
+    for f in files:
+        try:
+            weights.update(mx.load(str(f)))
+        except Exception as e:
+            raise GemmaError(f"{f}: cannot read safetensors ({e}); is the file complete?") from None
+    return weights
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors files of a checkpoint directory, checked against its index if any."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError) as e:
+            raise GemmaError(f"{index}: not a valid safetensors index ({e})") from None
+        missing = [n for n in names if not (path / n).is_file()]
+        if missing:
+            raise GemmaError(f"{path}: shard(s) listed in the index are missing: {missing}")
+        return [path / n for n in names]
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise GemmaError(f"{path}: no *.safetensors weights found")
+    return files
+
+
+def _quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, Any]) -> None:
+    """Turn into quantized layers exactly the modules whose weights come with scales."""
+
+    def predicate(name: str, module: nn.Module):
+        if f"{name}.scales" not in weights:
+            return False
+        own = quant.get(name)
+        if isinstance(own, dict):
+            return {"group_size": own["group_size"], "bits": own["bits"]}
+        return hasattr(module, "to_quantized")
+
+    nn.quantize(model, quant.get("group_size", 64), quant.get("bits", 4),
+                class_predicate=predicate)
+
+
+def build_model(config: ModelConfig, weights: dict[str, Any], source: str) -> Gemma3ForCausalLM:
+    """Instantiate the model, quantize as the weights say, and load them strictly."""
+    model = Gemma3ForCausalLM(config.text)
+    weights = model.sanitize(weights)
+    if any(k.endswith(".scales") for k in weights):
+        _quantize_like(model, weights, config.quantization or {})
+    try:
+        model.load_weights(list(weights.items()), strict=True)
+    except ValueError as e:
+        raise GemmaError(f"{source}: weights do not fit the config: {e}") from None
+    mx.eval(model.parameters())
+    return model
+
+
+def load(
+    path_or_repo: str | Path, dtype: mx.Dtype | None = None, progress: bool = False
+) -> tuple[Gemma3ForCausalLM, Tokenizer | None]:
+    """Load a Gemma 3 model and its tokenizer (None when the checkpoint has none).
+
+    Accepts a local HF or MLX checkpoint directory, an HF repo id, or a .gguf file.
+    The model keeps the checkpoint's dtype unless `dtype` is given.
+    """
+    path = resolve(path_or_repo)
+    if path.is_file() and path.suffix == ".gguf":
+        model, tokenizer = load_gguf(path, progress=progress)
+    elif path.is_dir():
+        config = ModelConfig.from_file(path / "config.json")
+        model = build_model(config, _read_safetensors(weight_files(path)), str(path))
+        tokenizer = Tokenizer.from_dir(path)
+    else:
+        raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
+    if dtype is not None:
+        model.set_dtype(dtype)
+    return model, tokenizer
+
+
+def load_gguf(path: Path, progress: bool = False) -> tuple[Gemma3ForCausalLM, Tokenizer | None]:
+    from .gguf import read_gguf
+
+    g = read_gguf(path, progress=progress)
+    model = build_model(ModelConfig.from_dict(g.config, str(path)), g.weights, str(path))
+    tokenizer = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab), path) if g.vocab else None
+    return model, tokenizer
+
+
+def save(
+    path: str | Path,
+    weights: dict[str, mx.array],
+    config: dict[str, Any],
+    tokenizer: Tokenizer | None = None,
+    force: bool = False,
+) -> Path:
+    """Write an MLX checkpoint directory atomically (a temporary directory renamed at the end)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise GemmaError(f"{path}: already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        mx.save_safetensors(str(tmp / "model.safetensors"), weights, metadata={"format": "mlx"})
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        gen = {"bos_token_id": config.get("bos_token_id", 2),
+               "eos_token_id": config.get("eos_token_id", [1, 106]),
+               "pad_token_id": config.get("pad_token_id", 0)}
+        (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2))
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -1,0 +1,1 @@
+"""Gemma 3 model definitions in MLX."""

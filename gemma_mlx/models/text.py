@@ -1,0 +1,164 @@
+"""The Gemma 3 text decoder, with HF weight names (model.layers.N.self_attn.q_proj, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..attention import attention
+from ..cache import KVCache, RotatingKVCache
+from ..config import FULL, SLIDING, TextConfig
+from .layers import MLP, RMSNorm, apply_rope
+
+Cache = KVCache | RotatingKVCache
+
+# Text weights of a multimodal checkpoint: hub layout, transformers 5.x internal names, then
+# anything else under `language_model.` (e.g. an untied `language_model.lm_head`).
+_PREFIXES = (
+    ("language_model.model.", "model."),
+    ("model.language_model.", "model."),
+    ("language_model.", ""),
+)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TextConfig, layer: int):
+        super().__init__()
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv_heads = cfg.num_key_value_heads
+        self.head_dim = d = cfg.head_dim
+        self.scale = cfg.query_pre_attn_scalar**-0.5
+        self.window = cfg.sliding_window if cfg.is_sliding(layer) else None
+        self.rope = cfg.rope[SLIDING if cfg.is_sliding(layer) else FULL]
+        self.softcap = cfg.attn_logit_softcapping
+        h = cfg.hidden_size
+        self.q_proj = nn.Linear(h, self.n_heads * d, bias=False)
+        self.k_proj = nn.Linear(h, self.n_kv_heads * d, bias=False)
+        self.v_proj = nn.Linear(h, self.n_kv_heads * d, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * d, h, bias=False)
+        self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
+        self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
+
+    def __call__(self, x: mx.array, cache: Cache | None) -> mx.array:
+        b, n, _ = x.shape
+        q = self.q_proj(x).reshape(b, n, self.n_heads, -1).transpose(0, 2, 1, 3)  # [B, H, L, D]
+        k = self.k_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
+        v = self.v_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
+        q, k = self.q_norm(q), self.k_norm(k)  # before RoPE, as in the reference
+        offset = cache.offset if cache is not None else 0
+        q, k = apply_rope(q, self.rope, offset), apply_rope(k, self.rope, offset)
+        positions = None
+        if cache is not None:
+            k, v, positions = cache.update_and_fetch(k, v)
+        out = attention(
+            q, k, v, scale=self.scale, offset=offset, k_positions=positions,
+            window=self.window, softcap=self.softcap,
+        )
+        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, n, -1))
+
+
+class DecoderLayer(nn.Module):
+    """Sandwich norms around attention and the MLP."""
+
+    def __init__(self, cfg: TextConfig, layer: int):
+        super().__init__()
+        eps = cfg.rms_norm_eps
+        self.self_attn = Attention(cfg, layer)
+        self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, eps)
+        self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
+        self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
+
+    def __call__(self, x: mx.array, cache: Cache | None) -> mx.array:
+        h = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cache))
+        return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
+
+
+class TextModel(nn.Module):
+    """Embedding (scaled by sqrt(hidden) in the weights' dtype), layers, final norm."""
+
+    def __init__(self, cfg: TextConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = [DecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers)]
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.hidden_size = cfg.hidden_size
+
+    def embed(self, input_ids: mx.array) -> mx.array:
+        h = self.embed_tokens(input_ids)
+        return h * mx.array(self.hidden_size**0.5, mx.float32).astype(h.dtype)
+
+    def __call__(
+        self,
+        input_ids: mx.array | None,
+        cache: list[Cache] | None = None,
+        input_embeddings: mx.array | None = None,
+    ) -> mx.array:
+        h = self.embed(input_ids) if input_embeddings is None else input_embeddings
+        cache = cache or [None] * len(self.layers)
+        for layer, c in zip(self.layers, cache):
+            h = layer(h, c)
+        return self.norm(h)
+
+
+class Gemma3ForCausalLM(nn.Module):
+    """Text model plus the (tied) output head: `model(input_ids)` -> logits [B, L, vocab]."""
+
+    def __init__(self, cfg: TextConfig):
+        super().__init__()
+        self.config = cfg
+        self.model = TextModel(cfg)
+        if not cfg.tie_word_embeddings:
+            self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+
+    def __call__(
+        self,
+        input_ids: mx.array | None,
+        cache: list[Cache] | None = None,
+        input_embeddings: mx.array | None = None,
+    ) -> mx.array:
+        return self.logits(self.model(input_ids, cache, input_embeddings))
+
+    def logits(self, h: mx.array) -> mx.array:
+        """Output head over final hidden states h [B, L, hidden]."""
+        if self.config.tie_word_embeddings:
+            out = self.model.embed_tokens.as_linear(h)
+        else:
+            out = self.lm_head(h)
+        cap = self.config.final_logit_softcapping
+        if cap is not None:
+            out = mx.tanh(out / cap) * cap
+        return out
+
+    def make_cache(self) -> list[Cache]:
+        """One cache per layer: a ring of the window's size for sliding layers."""
+        cfg = self.config
+        return [
+            RotatingKVCache(cfg.sliding_window) if cfg.is_sliding(i) else KVCache()
+            for i in range(cfg.num_hidden_layers)
+        ]
+
+    @property
+    def layers(self) -> list[DecoderLayer]:
+        return self.model.layers
+
+    def sanitize(self, weights: dict[str, Any]) -> dict[str, Any]:
+        """Map any known checkpoint layout onto this module's names; idempotent."""
+        out = {}
+        for key, value in weights.items():
+            if key.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                               "model.multi_modal_projector.")):
+                continue
+            for prefix, repl in _PREFIXES:
+                if key.startswith(prefix):
+                    key = repl + key[len(prefix):]
+                    break
+            if key.startswith("lm_head.") and self.config.tie_word_embeddings:
+                continue
+            if "rotary_emb" in key:
+                continue
+            out[key] = value
+        return out

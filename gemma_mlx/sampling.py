@@ -1,0 +1,54 @@
+"""Token samplers (temperature, top-k, top-p, min-p) and the repetition penalty."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+
+Sampler = Callable[[mx.array], mx.array]
+LogitsProcessor = Callable[[list[int], mx.array], mx.array]
+
+
+def make_sampler(
+    temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0
+) -> Sampler:
+    """A function from log-probabilities [B, V] to token ids [B]; greedy at temperature 0."""
+    if temperature <= 0:
+        return lambda logprobs: mx.argmax(logprobs, axis=-1)
+
+    def sample(logprobs: mx.array) -> mx.array:
+        if top_k > 0 and top_k < logprobs.shape[-1]:
+            kth = mx.sort(logprobs, axis=-1)[..., -top_k][..., None]
+            logprobs = mx.where(logprobs < kth, -mx.inf, logprobs)
+        if min_p > 0:
+            floor = mx.max(logprobs, axis=-1, keepdims=True) + mx.log(mx.array(min_p))
+            logprobs = mx.where(logprobs < floor, -mx.inf, logprobs)
+        if 0 < top_p < 1:
+            order = mx.argsort(-logprobs, axis=-1)
+            sorted_lp = mx.take_along_axis(logprobs, order, axis=-1)
+            probs = mx.softmax(sorted_lp, axis=-1)
+            # keep the smallest prefix whose mass reaches top_p (always the first token)
+            before = mx.cumsum(probs, axis=-1) - probs
+            sorted_lp = mx.where(before >= top_p, -mx.inf, sorted_lp)
+            inverse = mx.argsort(order, axis=-1)
+            logprobs = mx.take_along_axis(sorted_lp, inverse, axis=-1)
+        return mx.random.categorical(logprobs / temperature, axis=-1)
+
+    return sample
+
+
+def make_repetition_penalty(penalty: float, context_size: int = 20) -> LogitsProcessor:
+    """CTRL-style penalty on the last `context_size` tokens (divide positive logits, multiply
+    negative ones), as in transformers and mlx-lm."""
+
+    def process(tokens: list[int], logits: mx.array) -> mx.array:
+        recent = tokens[-context_size:]
+        if not recent:
+            return logits
+        idx = mx.array(sorted(set(recent)))
+        picked = logits[..., idx]
+        logits[..., idx] = mx.where(picked < 0, picked * penalty, picked / penalty)
+        return logits
+
+    return process

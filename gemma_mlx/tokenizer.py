@@ -1,0 +1,162 @@
+"""Gemma's SentencePiece tokenizer: from tokenizer.model, tokenizer.json or a GGUF vocabulary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .chat_template import render_chat
+from .errors import GemmaError
+
+# GGUF token types (llama.cpp) equal SentencePiece's piece types.
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
+_ANGLE = re.compile(r"<[^<>\s]{1,64}>")
+
+
+def spm_from_gguf_vocab(vocab: dict[str, Any]) -> bytes:
+    """A serialized SentencePiece BPE model equivalent to a GGUF `llama` (SPM) vocabulary."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    if vocab.get("model") != "llama":
+        raise GemmaError(f"GGUF tokenizer model {vocab.get('model')!r} is not SentencePiece")
+    m = pb.ModelProto()
+    m.trainer_spec.model_type = pb.TrainerSpec.BPE
+    m.trainer_spec.byte_fallback = True
+    m.trainer_spec.vocab_size = len(vocab["tokens"])
+    m.trainer_spec.unk_id = vocab["unknown_token_id"]
+    m.trainer_spec.bos_id = vocab["bos_token_id"]
+    m.trainer_spec.eos_id = vocab["eos_token_id"]
+    m.trainer_spec.pad_id = 0
+    m.normalizer_spec.name = "identity"
+    m.normalizer_spec.add_dummy_prefix = vocab.get("add_space_prefix", False)
+    m.normalizer_spec.remove_extra_whitespaces = False
+    m.normalizer_spec.escape_whitespaces = True
+    unk = vocab["unknown_token_id"]
+    for i, (tok, score, kind) in enumerate(zip(vocab["tokens"], vocab["scores"], vocab["types"])):
+        piece = m.pieces.add()
+        if kind == _USER_DEFINED:
+            tok = tok.replace(" ", "\u2581")  # matched against the escaped text
+        piece.piece, piece.score = tok, score
+        piece.type = _UNKNOWN if i == unk else kind
+    return m.SerializeToString()
+
+
+class Tokenizer:
+    """encode/decode/apply_chat_template over SentencePiece or a `tokenizers` tokenizer.json."""
+
+    def __init__(self, sp: Any = None, hf: Any = None, model_proto: bytes | None = None):
+        self._sp, self._hf, self._proto = sp, hf, model_proto
+        if sp is not None:
+            n = sp.get_piece_size()
+            self._pieces = [sp.id_to_piece(i) for i in range(n)]
+            control = {i for i in range(n) if sp.is_control(i) or sp.is_unknown(i)}
+        else:
+            vocab = hf.get_vocab(with_added_tokens=True)
+            self._pieces = [""] * (max(vocab.values()) + 1)
+            for tok, i in vocab.items():
+                self._pieces[i] = tok
+            control = {i for i, t in hf.get_added_tokens_decoder().items() if t.special}
+        self.special_ids = frozenset(control)
+        self._special = {self._pieces[i]: i for i in control}
+        self._angle_only = all(_ANGLE.fullmatch(s) for s in self._special)
+        self.bos_token_id = self._special.get("<bos>", 2)
+        self.eos_token_ids = {i for s in ("<eos>", "<end_of_turn>") if (i := self._special.get(s))}
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> Tokenizer | None:
+        """tokenizer.model (preferred) or tokenizer.json in `path`; None if neither exists."""
+        path = Path(path)
+        if (path / "tokenizer.model").is_file():
+            return cls.from_spm_bytes((path / "tokenizer.model").read_bytes(), path / "tokenizer.model")
+        if (path / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer as HFTokenizer
+
+            try:
+                return cls(hf=HFTokenizer.from_file(str(path / "tokenizer.json")))
+            except Exception as e:
+                raise GemmaError(f"{path / 'tokenizer.json'}: cannot be read ({e})") from None
+        return None
+
+    @classmethod
+    def from_spm_bytes(cls, proto: bytes, source: str | Path = "tokenizer") -> Tokenizer:
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.load_from_serialized_proto(proto)
+        except Exception as e:
+            raise GemmaError(f"{source}: not a SentencePiece model ({e})") from None
+        return cls(sp=sp, model_proto=proto)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._pieces)
+
+    def save(self, path: str | Path) -> None:
+        """Write tokenizer.model (SentencePiece) or tokenizer.json into directory `path`."""
+        if self._proto is not None:
+            Path(path, "tokenizer.model").write_bytes(self._proto)
+        else:
+            self._hf.save(str(Path(path, "tokenizer.json")))
+
+    def _split_special(self, text: str) -> list[str | int]:
+        """Text pieces and the ids of control tokens written literally in the text."""
+        if self._angle_only:
+            spans = [m for m in _ANGLE.finditer(text) if m.group() in self._special]
+        else:
+            alt = "|".join(map(re.escape, sorted(self._special, key=len, reverse=True)))
+            spans = list(re.finditer(alt, text))
+        out: list[str | int] = []
+        start = 0
+        for m in spans:
+            if m.start() > start:
+                out.append(text[start : m.start()])
+            out.append(self._special[m.group()])
+            start = m.end()
+        if start < len(text):
+            out.append(text[start:])
+        return out
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids; with `add_special_tokens`, starting with <bos>."""
+        if self._hf is not None:
+            return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
+        ids = [self.bos_token_id] if add_special_tokens else []
+        for part in self._split_special(text):
+            if isinstance(part, int):
+                ids.append(part)
+            else:
+                ids.extend(self._sp.encode(part))
+        return ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        ids = [int(i) for i in ids]
+        if self._hf is not None:
+            return self._hf.decode(ids, skip_special_tokens=skip_special_tokens)
+        out, run = [], []
+        for i in ids:
+            if i in self.special_ids:
+                out.append(self._sp.decode(run))
+                run = []
+                if not skip_special_tokens:
+                    out.append(self._pieces[i])
+            else:
+                run.append(i)
+        out.append(self._sp.decode(run))
+        return "".join(out)
+
+    def convert_tokens_to_ids(self, token: str) -> int | None:
+        if token in self._special:
+            return self._special[token]
+        return self._sp.piece_to_id(token) if self._sp is not None else self._hf.token_to_id(token)
+
+    def apply_chat_template(
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        tokenize: bool = True,
+    ) -> list[int] | str:
+        """Gemma's chat format; token ids (one <bos>) or, with tokenize=False, the text."""
+        text = render_chat(messages, add_generation_prompt)
+        return self.encode(text, add_special_tokens=False) if tokenize else text
