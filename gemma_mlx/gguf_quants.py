@@ -10,10 +10,15 @@ GROUP = 32
 def pack_bits(q: np.ndarray, bits: int) -> np.ndarray:
     """Pack unsigned ints q [rows, cols] into MLX's little-endian bit stream of uint32."""
     rows = q.shape[0]
-    planes = (q.astype(np.uint32)[..., None] >> np.arange(bits, dtype=np.uint32)) & 1
-    return np.packbits(planes.astype(np.uint8).reshape(rows, -1), axis=-1, bitorder="little").view(
-        np.uint32
-    )
+    if bits == 8:
+        return np.ascontiguousarray(q.astype(np.uint8)).view(np.uint32).reshape(rows, -1)
+    # Eight values fill exactly `bits` bytes: build them as one little-endian uint64.
+    eight = q.reshape(-1, 8).astype(np.uint64)
+    word = np.zeros(eight.shape[0], np.uint64)
+    for i in range(8):
+        word |= eight[:, i] << np.uint64(bits * i)
+    out = word.view(np.uint8).reshape(-1, 8)[:, :bits]
+    return np.ascontiguousarray(out).reshape(rows, -1).view(np.uint32)
 
 
 def _f16(raw: np.ndarray) -> np.ndarray:
