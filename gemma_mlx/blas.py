@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
 from pathlib import Path
 
 # Debian/Ubuntu (pthread and openmp variants), Fedora/Arch, then whatever ldconfig knows.
@@ -45,10 +46,15 @@ def preload_openblas() -> str | None:
         return loaded
     if os.environ.get("GEMMA_MLX_BLAS", "").lower() in ("0", "off", "none"):
         return None
-    if "mlx.core" in sys.modules:
-        return None  # too late to take precedence; leave MLX as it is
     path = find_openblas()
     if path is None:
+        return None
+    if "mlx.core" in sys.modules:  # its BLAS symbols are bound already
+        warnings.warn(
+            "gemma_mlx was imported after mlx: CPU matrix products use MLX's slow reference "
+            "BLAS. Import gemma_mlx first to use OpenBLAS.",
+            stacklevel=3,
+        )
         return None
     try:
         ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)

@@ -11,6 +11,7 @@ from ..attention import attention
 from ..cache import KVCache, RotatingKVCache
 from ..config import FULL, SLIDING, TextConfig
 from .layers import MLP, RMSNorm, apply_rope
+from .quantized import Embedding, Linear
 
 Cache = KVCache | RotatingKVCache
 
@@ -34,10 +35,10 @@ class Attention(nn.Module):
         self.rope = cfg.rope[SLIDING if cfg.is_sliding(layer) else FULL]
         self.softcap = cfg.attn_logit_softcapping
         h = cfg.hidden_size
-        self.q_proj = nn.Linear(h, self.n_heads * d, bias=False)
-        self.k_proj = nn.Linear(h, self.n_kv_heads * d, bias=False)
-        self.v_proj = nn.Linear(h, self.n_kv_heads * d, bias=False)
-        self.o_proj = nn.Linear(self.n_heads * d, h, bias=False)
+        self.q_proj = Linear(h, self.n_heads * d, bias=False)
+        self.k_proj = Linear(h, self.n_kv_heads * d, bias=False)
+        self.v_proj = Linear(h, self.n_kv_heads * d, bias=False)
+        self.o_proj = Linear(self.n_heads * d, h, bias=False)
         self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
 
@@ -82,7 +83,7 @@ class TextModel(nn.Module):
 
     def __init__(self, cfg: TextConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = [DecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers)]
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.hidden_size = cfg.hidden_size
@@ -112,7 +113,7 @@ class Gemma3ForCausalLM(nn.Module):
         self.config = cfg
         self.model = TextModel(cfg)
         if not cfg.tie_word_embeddings:
-            self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+            self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
 
     def __call__(
         self,
