@@ -101,3 +101,18 @@ def test_real_270m_agrees_with_its_dequantized_float32_model(model_270m, model_2
     # Q6_K tensors (ffn_down) are requantized to 8 bits, everything else is bit-exact:
     # logits move by ~0.05 on average (their spread is ~10).
     assert float(mx.abs(a - b).mean()) < 0.1
+
+
+@pytest.mark.slow
+def test_real_270m_matches_transformers_gguf_loader(model_270m, model_270m_f32):
+    """Our float32 import vs transformers' own GGUF loader (tests/fixtures/gguf/)."""
+    from .conftest import FIXTURES
+
+    ref = np.load(FIXTURES / "gguf" / "hf_gguf_reference.npz")
+    _, tokenizer = model_270m
+    assert tokenizer.encode("The capital of France is") == ref["prompt_ids"].tolist()
+    last = np.array(model_270m_f32(mx.array(ref["prompt_ids"][None]))[0, -1])
+    assert np.abs(last - ref["prompt_logits_last"]).max() <= 2e-3
+    logits = np.array(model_270m_f32(mx.array(ref["long_ids"][None]))[0])
+    assert np.mean(logits.argmax(-1) == ref["long_argmax"]) >= 0.998
+    assert np.abs(logits[-4:] - ref["long_logits_tail"]).max() <= 5e-3
