@@ -21,7 +21,7 @@ _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 
 
 def resolve(path_or_repo: str | Path) -> Path:
-    """A local directory or .gguf file as is; otherwise an HF repo id fetched with huggingface_hub."""
+    """A local directory or .gguf file as is; otherwise an HF repo id, fetched from the Hub."""
     p = Path(path_or_repo).expanduser()
     if p.exists():
         return p

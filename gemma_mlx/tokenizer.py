@@ -33,7 +33,8 @@ def spm_from_gguf_vocab(vocab: dict[str, Any]) -> bytes:
     m.normalizer_spec.remove_extra_whitespaces = False
     m.normalizer_spec.escape_whitespaces = True
     unk = vocab["unknown_token_id"]
-    for i, (tok, score, kind) in enumerate(zip(vocab["tokens"], vocab["scores"], vocab["types"])):
+    rows = zip(vocab["tokens"], vocab["scores"], vocab["types"], strict=True)
+    for i, (tok, score, kind) in enumerate(rows):
         piece = m.pieces.add()
         if kind == _USER_DEFINED:
             tok = tok.replace(" ", "\u2581")  # matched against the escaped text
@@ -68,7 +69,8 @@ class Tokenizer:
         """tokenizer.model (preferred) or tokenizer.json in `path`; None if neither exists."""
         path = Path(path)
         if (path / "tokenizer.model").is_file():
-            return cls.from_spm_bytes((path / "tokenizer.model").read_bytes(), path / "tokenizer.model")
+            spm_file = path / "tokenizer.model"
+            return cls.from_spm_bytes(spm_file.read_bytes(), spm_file)
         if (path / "tokenizer.json").is_file():
             from tokenizers import Tokenizer as HFTokenizer
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import gemma_mlx  # noqa: F401  (first: binds MLX to OpenBLAS before any test imports mlx)
+
+# isort: split
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -53,7 +53,8 @@ EXPECTED = {
 def test_released_sizes(size):
     t = ModelConfig.from_dict(RELEASED[size]).text
     layers, heads, kv, hd, qpas, window, vocab, factor, n_global = EXPECTED[size]
-    assert (t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads) == (layers, heads, kv)
+    assert t.num_hidden_layers == layers
+    assert (t.num_attention_heads, t.num_key_value_heads) == (heads, kv)
     assert (t.head_dim, t.query_pre_attn_scalar, t.sliding_window) == (hd, qpas, window)
     assert t.vocab_size == vocab
     full = [i for i, k in enumerate(t.layer_types) if k == FULL]

@@ -112,3 +112,11 @@ def test_cli_generate_on_the_default_model():
     assert r.stdout.startswith(" the capital of the country of France.")  # as transformers
     for field in ("Prompt:", "Generation:", "tokens-per-sec", "Peak memory:"):
         assert field in r.stdout
+
+
+@pytest.mark.slow
+def test_cli_chat_keeps_history_and_quits_on_eof():
+    r = subprocess.run([sys.executable, "-m", "gemma_mlx.cli", "chat", "--max-tokens", "4"],
+                       input="Hello\nAnd again\n", capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(">> ") == 3 and "Traceback" not in r.stderr

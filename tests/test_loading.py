@@ -92,3 +92,17 @@ def test_offline_repo_id_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(GemmaError, match="Hugging Face Hub could not provide it"):
         load("google/gemma-3-270m-not-here")
+
+
+def test_save_then_load_round_trip(tmp_path):
+    from gemma_mlx.loading import save
+
+    weights = dict(mx.load(str(GQA / "model.safetensors")))
+    config = json.loads((GQA / "config.json").read_text())
+    save(tmp_path / "out", weights, config)
+    with pytest.raises(GemmaError, match="already exists"):
+        save(tmp_path / "out", weights, config)
+    model, _ = load(tmp_path / "out")
+    ids, ref = _ids_ref()
+    assert np.abs(np.array(model(ids)) - ref).max() <= 1e-4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

@@ -100,7 +100,7 @@ class TextModel(nn.Module):
     ) -> mx.array:
         h = self.embed(input_ids) if input_embeddings is None else input_embeddings
         cache = cache or [None] * len(self.layers)
-        for layer, c in zip(self.layers, cache):
+        for layer, c in zip(self.layers, cache, strict=True):
             h = layer(h, c)
         return self.norm(h)
 
