@@ -1,61 +1,34 @@
-"""Attention masks (causal, sliding window) and the attention call the decoder layers use."""
+"""The attention step of a decoder layer: cache update, then the right attention for the shape."""
 
 from __future__ import annotations
 
 import mlx.core as mx
 
-
-def window_mask(q_pos: mx.array, k_pos: mx.array, window: int | None) -> mx.array:
-    """Bool [Lq, Lk]: key visible to query iff k <= q and, with a window W, k > q - W."""
-    q = q_pos[:, None]
-    k = k_pos[None, :]
-    mask = (k <= q) & (k >= 0)
-    if window is not None:
-        mask = mask & (k > q - window)
-    return mask
+from .cache import Cache, RotatingKVCache
+from .kernels.local_attention import local_attention
+from .kernels.ring_decode import ring_decode
 
 
-def attention(
-    q: mx.array,
-    k: mx.array,
-    v: mx.array,
-    *,
-    scale: float,
-    offset: int,
-    k_positions: mx.array | None,
+def attend(
+    q: mx.array, k: mx.array, v: mx.array, cache: Cache | None, *, scale: float,
     window: int | None,
-    softcap: float | None = None,
 ) -> mx.array:
-    """Attention of queries q [B, Hq, Lq, D] at positions offset.. over keys k, v [B, Hkv, Lk, D].
+    """Queries q [B, Hq, L, D] over new keys/values k, v [B, Hkv, L, D] and the cache.
 
-    `k_positions` None means the keys sit at positions 0..Lk-1 in order.
+    Prefill (any L, with or without cache) goes through `local_attention`, which costs
+    O(L*W) on sliding layers; a decode step on a sliding layer reads the ring in place.
     """
-    lq, lk = q.shape[2], k.shape[2]
-    if k_positions is None:
-        if lq == 1 and (window is None or lk <= window):
-            mask = None
-        elif window is None or offset + lq <= window:
-            mask = "causal"  # bottom-right aligned: keys 0..Lk-1, queries Lk-Lq..Lk-1
-        else:
-            mask = window_mask(offset + mx.arange(lq), mx.arange(lk), window)
-    else:
-        mask = window_mask(offset + mx.arange(lq), k_positions, window)
-    if softcap is not None:
-        return _softcapped(q, k, v, scale, mask, softcap)
-    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
-
-
-def _softcapped(q, k, v, scale, mask, cap) -> mx.array:
-    """Reference path for `attn_logit_softcapping` (null in every released Gemma 3)."""
-    b, hq, lq, d = q.shape
-    hkv = k.shape[1]
-    q = q.reshape(b, hkv, hq // hkv, lq, d)  # [B, Hkv, rep, Lq, D]
-    scores = (q * scale) @ k[:, :, None].swapaxes(-1, -2)
-    scores = mx.tanh(scores.astype(mx.float32) / cap) * cap
-    if isinstance(mask, str):
-        lk = k.shape[2]
-        mask = window_mask(mx.arange(lk - lq, lk), mx.arange(lk), None)
-    if mask is not None:
-        scores = mx.where(mask, scores, -mx.inf)
-    probs = mx.softmax(scores, axis=-1).astype(v.dtype)
-    return (probs @ v[:, :, None]).reshape(b, hq, lq, d)
+    n = q.shape[2]
+    if cache is None:
+        return local_attention(q, k, v, scale=scale, q_start=0, k_start=0, window=window)
+    if n == 1 and isinstance(cache, RotatingKVCache):
+        cache.update_ring(k, v)
+        keys, values = cache.ring()
+        return ring_decode(q, keys, values, scale=scale, offset=cache.offset,
+                           window=cache.window, size=cache.size)
+    q_start = cache.offset
+    keys, values, k_start = cache.update_and_fetch(k, v)
+    if n == 1:  # global decode: every cached key is visible
+        return mx.fast.scaled_dot_product_attention(q, keys, values, scale=scale)
+    return local_attention(q, keys, values, scale=scale, q_start=q_start, k_start=k_start,
+                           window=window)

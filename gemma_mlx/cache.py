@@ -1,99 +1,203 @@
-"""KV caches: a growing cache for global layers and a ring buffer for sliding-window layers."""
+"""KV caches: a growing cache for global layers and a ring buffer for sliding-window layers.
+
+Both can hold keys and values quantized to 8 or 4 bits (`kv_bits`), roll back the last
+tokens (`trim`), and be saved to and loaded from a file (prompt caching).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import mlx.core as mx
+
+KV_GROUP = 64
+
+
+class _Store:
+    """A [B, H, N, D] buffer, plain or quantized along D, written and read by position slices."""
+
+    def __init__(self, bits: int | None):
+        self.bits = bits
+        self.data: list[mx.array] = []  # [array] or [packed, scales, biases]
+
+    @property
+    def capacity(self) -> int:
+        return self.data[0].shape[2] if self.data else 0
+
+    def allocate(self, like: mx.array, n: int) -> list[mx.array]:
+        b, h, _, d = like.shape
+        if self.bits is None:
+            return [mx.zeros((b, h, n, d), like.dtype)]
+        per_word = 32 // self.bits
+        return [mx.zeros((b, h, n, d // per_word), mx.uint32),
+                mx.zeros((b, h, n, d // KV_GROUP), like.dtype),
+                mx.zeros((b, h, n, d // KV_GROUP), like.dtype)]
+
+    def encode(self, x: mx.array) -> list[mx.array]:
+        if self.bits is None:
+            return [x]
+        return list(mx.quantize(x, group_size=KV_GROUP, bits=self.bits))
+
+    def write(self, index, x: mx.array) -> None:
+        for buf, part in zip(self.data, self.encode(x), strict=True):
+            buf[:, :, index] = part
+
+    def read(self, index=slice(None)) -> mx.array:
+        parts = [a[:, :, index] for a in self.data]
+        if self.bits is None:
+            return parts[0]
+        return mx.dequantize(*parts, group_size=KV_GROUP, bits=self.bits)
 
 
 class KVCache:
-    """Keys and values of every past position, in order, for a global-attention layer.
+    """Every past key and value, in order, for a global-attention layer.
 
-    Storage grows in steps of `step` positions, so a decode step writes in place.
+    Storage doubles when full, so a decode step writes in place and the cache is copied
+    O(log L) times in all rather than once per step.
     """
 
     step = 256
 
-    def __init__(self) -> None:
-        self.keys: mx.array | None = None
-        self.values: mx.array | None = None
+    def __init__(self, kv_bits: int | None = None) -> None:
+        self.k, self.v = _Store(kv_bits), _Store(kv_bits)
         self.offset = 0
 
-    def update_and_fetch(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, None]:
-        """Append k, v [B, H, L, D]; return all keys and values so far (positions 0..offset)."""
+    def update_and_fetch(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
+        """Append k, v [B, H, L, D]; return all keys/values so far and the first position (0)."""
         n = k.shape[2]
-        if self.keys is None or self.offset + n > self.keys.shape[2]:
-            grow = ((n + self.step - 1) // self.step) * self.step
-            new_k = mx.zeros((*k.shape[:2], grow, k.shape[3]), k.dtype)
-            new_v = mx.zeros((*v.shape[:2], grow, v.shape[3]), v.dtype)
-            if self.keys is None:
-                self.keys, self.values = new_k, new_v
-            else:
-                self.keys = mx.concatenate([self.keys[..., : self.offset, :], new_k], axis=2)
-                self.values = mx.concatenate([self.values[..., : self.offset, :], new_v], axis=2)
-        self.keys[..., self.offset : self.offset + n, :] = k
-        self.values[..., self.offset : self.offset + n, :] = v
+        if self.offset + n > self.k.capacity:
+            grow = max(self.offset + n, 2 * self.k.capacity)
+            grow = -(-grow // self.step) * self.step
+            for store, x in ((self.k, k), (self.v, v)):
+                fresh = store.allocate(x, grow)
+                for buf, old in zip(fresh, store.data, strict=False):
+                    buf[:, :, : self.offset] = old[:, :, : self.offset]
+                store.data = fresh
+        span = slice(self.offset, self.offset + n)
+        self.k.write(span, k)
+        self.v.write(span, v)
         self.offset += n
-        return self.keys[..., : self.offset, :], self.values[..., : self.offset, :], None
+        return self.k.read(slice(0, self.offset)), self.v.read(slice(0, self.offset)), 0
+
+    def trim(self, n: int) -> int:
+        """Forget the last n tokens; returns how many were removed."""
+        n = min(n, self.offset)
+        self.offset -= n
+        return n
 
     @property
     def state(self) -> list[mx.array]:
-        if self.keys is None:
-            return []
-        return [self.keys[..., : self.offset, :], self.values[..., : self.offset, :]]
+        return [a[:, :, : self.offset] for a in self.k.data + self.v.data]
+
+    def meta(self) -> dict:
+        return {"class": "KVCache", "offset": self.offset, "kv_bits": self.k.bits}
 
 
 class RotatingKVCache:
-    """A ring buffer of the last `size` keys and values for a sliding-window layer.
+    """A ring of `window + slack` slots for a sliding-window layer.
 
-    Position p lives in slot p % size and is never moved: a decode step writes one slot,
-    and the attention works out which slot holds which position (`positions`).
+    Position p lives in slot p % size and is never moved: a decode step writes one slot and
+    the attention tells positions from slots. `slack` extra slots allow rolling back that
+    many tokens (speculative decoding, regeneration).
     """
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.keys: mx.array | None = None
-        self.values: mx.array | None = None
+    def __init__(self, window: int, slack: int = 0, kv_bits: int | None = None) -> None:
+        self.window, self.slack = window, slack
+        self.size = window + slack
+        self.k, self.v = _Store(kv_bits), _Store(kv_bits)
         self.offset = 0
 
-    def positions(self) -> mx.array:
-        """Absolute position held by each filled slot, in slot order."""
-        filled = min(self.offset, self.size)
-        last = self.offset - 1
-        slots = mx.arange(filled)
-        return last - (last - slots) % self.size
+    @property
+    def filled(self) -> int:
+        return min(self.offset, self.size)
 
-    def update_and_fetch(
-        self, k: mx.array, v: mx.array
-    ) -> tuple[mx.array, mx.array, mx.array | None]:
-        """Store k, v [B, H, L, D]; return the keys a chunk can see and their positions.
+    def _slots(self, start: int, stop: int) -> mx.array:
+        return mx.arange(start, stop) % self.size
 
-        For one new token the filled ring is returned (positions None: with size equal
-        to the window every slot is in view). For a chunk, the old ring and the new keys
-        are returned together with positions so the caller masks by the window.
-        """
+    def _write(self, k: mx.array, v: mx.array) -> None:
         n = k.shape[2]
-        if self.keys is None:
-            shape = (*k.shape[:2], self.size, k.shape[3])
-            self.keys, self.values = mx.zeros(shape, k.dtype), mx.zeros(shape, v.dtype)
-        if n == 1:
-            slot = self.offset % self.size
-            self.keys[..., slot : slot + 1, :] = k
-            self.values[..., slot : slot + 1, :] = v
-            self.offset += 1
-            filled = min(self.offset, self.size)
-            return self.keys[..., :filled, :], self.values[..., :filled, :], None
-        filled = min(self.offset, self.size)
-        old_pos = self.positions()
-        keys = mx.concatenate([self.keys[..., :filled, :], k], axis=2)
-        values = mx.concatenate([self.values[..., :filled, :], v], axis=2)
-        positions = mx.concatenate([old_pos, self.offset + mx.arange(n)])
+        if not self.k.data:
+            self.k.data, self.v.data = self.k.allocate(k, self.size), self.v.allocate(v, self.size)
         keep = min(n, self.size)
-        slots = (self.offset + mx.arange(n - keep, n)) % self.size
-        self.keys[..., slots, :] = k[..., n - keep :, :]
-        self.values[..., slots, :] = v[..., n - keep :, :]
+        start = self.offset + n - keep
+        if keep == 1:
+            idx = slice(start % self.size, start % self.size + 1)
+        else:
+            idx = self._slots(start, self.offset + n)
+        self.k.write(idx, k[:, :, n - keep :])
+        self.v.write(idx, v[:, :, n - keep :])
         self.offset += n
-        return keys, values, positions
+
+    def ordered(self, count: int) -> tuple[mx.array, mx.array]:
+        """The last `count` stored positions, oldest first (a read-side gather)."""
+        idx = self._slots(self.offset - count, self.offset)
+        return self.k.read(idx), self.v.read(idx)
+
+    def update_and_fetch(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
+        """Store a chunk k, v [B, H, L, D]; return the last window-1 old keys + the chunk,
+        contiguous, and the position of the first one."""
+        context = min(self.filled, self.window - 1)
+        if context:
+            old_k, old_v = self.ordered(context)
+            keys, values = mx.concatenate([old_k, k], axis=2), mx.concatenate([old_v, v], axis=2)
+        else:
+            keys, values = k, v
+        start = self.offset - context
+        self._write(k, v)
+        return keys, values, start
+
+    def update_ring(self, k: mx.array, v: mx.array) -> None:
+        """Decode: write one token in place."""
+        self._write(k, v)
+
+    def ring(self) -> tuple[mx.array, mx.array]:
+        """The filled slots as stored (slot order)."""
+        return self.k.read(slice(0, self.filled)), self.v.read(slice(0, self.filled))
+
+    def trim(self, n: int) -> int:
+        """Forget the last n tokens if the ring still holds the window before them."""
+        wrapped = self.offset > self.size
+        n = min(n, self.slack if wrapped else self.offset)
+        self.offset -= n
+        return n
 
     @property
     def state(self) -> list[mx.array]:
-        return [] if self.keys is None else [self.keys, self.values]
+        return self.k.data + self.v.data
+
+    def meta(self) -> dict:
+        return {"class": "RotatingKVCache", "offset": self.offset, "kv_bits": self.k.bits,
+                "window": self.window, "slack": self.slack}
+
+
+Cache = KVCache | RotatingKVCache
+
+
+def save_prompt_cache(path: str | Path, caches: list[Cache], metadata: dict | None = None) -> None:
+    """Write caches to a safetensors file atomically (temporary file renamed at the end)."""
+    arrays = {f"{i}.{j}": a for i, c in enumerate(caches) for j, a in enumerate(c.state)}
+    meta = {"caches": json.dumps([c.meta() for c in caches]),
+            "metadata": json.dumps(metadata or {})}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.safetensors")
+    mx.save_safetensors(str(tmp), arrays, metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_prompt_cache(path: str | Path) -> tuple[list[Cache], dict]:
+    """Caches and user metadata saved by save_prompt_cache."""
+    arrays, meta = mx.load(str(path), return_metadata=True)
+    caches: list[Cache] = []
+    for i, m in enumerate(json.loads(meta["caches"])):
+        if m["class"] == "KVCache":
+            c: Cache = KVCache(m["kv_bits"])
+        else:
+            c = RotatingKVCache(m["window"], m["slack"], m["kv_bits"])
+        half = 1 if m["kv_bits"] is None else 3  # arrays per store: plain, or packed+scales+biases
+        parts = [arrays[f"{i}.{j}"] for j in range(2 * half) if f"{i}.{j}" in arrays]
+        c.k.data, c.v.data = parts[:half], parts[half:]
+        c.offset = m["offset"]
+        caches.append(c)
+    return caches, json.loads(meta["metadata"])

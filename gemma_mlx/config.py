@@ -27,7 +27,6 @@ _TEXT_DEFAULTS: dict[str, Any] = {
     "max_position_embeddings": 131072,
     "hidden_activation": "gelu_pytorch_tanh",
     "final_logit_softcapping": None,
-    "attn_logit_softcapping": None,
     "tie_word_embeddings": True,
 }
 _TEXT_REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers")
@@ -59,7 +58,6 @@ class TextConfig:
     layer_types: tuple[str, ...]
     rope: dict[str, RopeConfig]
     final_logit_softcapping: float | None = None
-    attn_logit_softcapping: float | None = None
     tie_word_embeddings: bool = True
 
     def is_sliding(self, layer: int) -> bool:
@@ -73,6 +71,9 @@ class TextConfig:
         v = {**_TEXT_DEFAULTS, **{k: d[k] for k in d if k in _TEXT_DEFAULTS or k in _TEXT_REQUIRED}}
         if d.get("hidden_activation", v["hidden_activation"]) not in ("gelu_pytorch_tanh", None):
             raise GemmaError(f"{source}: unsupported hidden_activation {d['hidden_activation']!r}")
+        if d.get("attn_logit_softcapping") is not None:
+            raise GemmaError(f"{source}: attn_logit_softcapping is not supported "
+                             "(null in every Gemma 3)")
         n = int(d["num_hidden_layers"])
         layer_types = _layer_types(d, n, source)
         return cls(
@@ -90,7 +91,6 @@ class TextConfig:
             layer_types=layer_types,
             rope=_rope(d, source),
             final_logit_softcapping=v["final_logit_softcapping"],
-            attn_logit_softcapping=v["attn_logit_softcapping"],
             tie_word_embeddings=bool(v["tie_word_embeddings"]),
         )
 

@@ -7,13 +7,11 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from ..attention import attention
-from ..cache import KVCache, RotatingKVCache
+from ..attention import attend
+from ..cache import Cache, KVCache, RotatingKVCache
 from ..config import FULL, SLIDING, TextConfig
 from .layers import MLP, RMSNorm, apply_rope
 from .quantized import Embedding, Linear
-
-Cache = KVCache | RotatingKVCache
 
 # Text weights of a multimodal checkpoint: hub layout, transformers 5.x internal names, then
 # anything else under `language_model.` (e.g. an untied `language_model.lm_head`).
@@ -33,7 +31,6 @@ class Attention(nn.Module):
         self.scale = cfg.query_pre_attn_scalar**-0.5
         self.window = cfg.sliding_window if cfg.is_sliding(layer) else None
         self.rope = cfg.rope[SLIDING if cfg.is_sliding(layer) else FULL]
-        self.softcap = cfg.attn_logit_softcapping
         h = cfg.hidden_size
         self.q_proj = Linear(h, self.n_heads * d, bias=False)
         self.k_proj = Linear(h, self.n_kv_heads * d, bias=False)
@@ -50,13 +47,7 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)  # before RoPE, as in the reference
         offset = cache.offset if cache is not None else 0
         q, k = apply_rope(q, self.rope, offset), apply_rope(k, self.rope, offset)
-        positions = None
-        if cache is not None:
-            k, v, positions = cache.update_and_fetch(k, v)
-        out = attention(
-            q, k, v, scale=self.scale, offset=offset, k_positions=positions,
-            window=self.window, softcap=self.softcap,
-        )
+        out = attend(q, k, v, cache, scale=self.scale, window=self.window)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, n, -1))
 
 
@@ -134,11 +125,16 @@ class Gemma3ForCausalLM(nn.Module):
             out = mx.tanh(out / cap) * cap
         return out
 
-    def make_cache(self) -> list[Cache]:
-        """One cache per layer: a ring of the window's size for sliding layers."""
+    def make_cache(self, kv_bits: int | None = None, slack: int = 0) -> list[Cache]:
+        """One cache per layer: a ring of window + slack slots for sliding layers.
+
+        `kv_bits` (8 or 4) stores keys and values quantized; `slack` lets the caches roll
+        back that many tokens.
+        """
         cfg = self.config
         return [
-            RotatingKVCache(cfg.sliding_window) if cfg.is_sliding(i) else KVCache()
+            RotatingKVCache(cfg.sliding_window, slack, kv_bits) if cfg.is_sliding(i)
+            else KVCache(kv_bits)
             for i in range(cfg.num_hidden_layers)
         ]
 

@@ -1,0 +1,1 @@
+"""Custom Metal kernels for attention, each with an MLX-op fallback."""
