@@ -64,17 +64,26 @@ class KVCache:
         self.k, self.v = _Store(kv_bits), _Store(kv_bits)
         self.offset = 0
 
+        self.reserved = 0
+
+    def reserve(self, n: int) -> None:
+        """Size the first allocation for n positions (prompt + max tokens): no copies later."""
+        self.reserved = n
+
+    def _grow(self, k: mx.array, v: mx.array, need: int) -> None:
+        size = max(need, self.reserved, 2 * self.k.capacity)
+        size = -(-size // self.step) * self.step
+        for store, x in ((self.k, k), (self.v, v)):
+            fresh = store.allocate(x, size)
+            for buf, old in zip(fresh, store.data, strict=False):
+                buf[:, :, : self.offset] = old[:, :, : self.offset]
+            store.data = fresh
+
     def update_and_fetch(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
         """Append k, v [B, H, L, D]; return all keys/values so far and the first position (0)."""
         n = k.shape[2]
         if self.offset + n > self.k.capacity:
-            grow = max(self.offset + n, 2 * self.k.capacity)
-            grow = -(-grow // self.step) * self.step
-            for store, x in ((self.k, k), (self.v, v)):
-                fresh = store.allocate(x, grow)
-                for buf, old in zip(fresh, store.data, strict=False):
-                    buf[:, :, : self.offset] = old[:, :, : self.offset]
-                store.data = fresh
+            self._grow(k, v, self.offset + n)
         span = slice(self.offset, self.offset + n)
         self.k.write(span, k)
         self.v.write(span, v)

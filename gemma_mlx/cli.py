@@ -21,6 +21,9 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-p", type=float, default=0.0)
     p.add_argument("--repetition-penalty", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--kv-bits", type=int, choices=[4, 8], default=None,
+                   help="quantize the KV caches")
+    p.add_argument("--prefill-step-size", type=int, default=512)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +43,7 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict:
     return dict(
         max_tokens=args.max_tokens, temperature=args.temp, top_k=args.top_k, top_p=args.top_p,
         min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
+        kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size,
     )
 
 

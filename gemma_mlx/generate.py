@@ -45,6 +45,9 @@ def generate_step(
     sampler = sampler or make_sampler()
     processors = logits_processors or []
     cache = cache if cache is not None else model.make_cache()
+    for c in cache:
+        if hasattr(c, "reserve"):
+            c.reserve(prompt.size + max_tokens)
     tokens = prompt.tolist()
 
     def step(ids: mx.array) -> mx.array:
@@ -109,9 +112,13 @@ def stream_generate(
     repetition_penalty: float | None = None,
     seed: int | None = None,
     prefill_step_size: int = 512,
+    kv_bits: int | None = None,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
-    """Generate from `prompt` (text or ids), yielding a GenerationResponse per token."""
+    """Generate from `prompt` (text or ids), yielding a GenerationResponse per token.
+
+    `kv_bits` (8 or 4) keeps the KV caches quantized.
+    """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
     ids = _prompt_ids(tokenizer, prompt)
@@ -132,6 +139,7 @@ def stream_generate(
         mx.array(ids), model, max_tokens=max_tokens,
         sampler=make_sampler(temperature, top_p, top_k, min_p),
         logits_processors=processors, prefill_step_size=prefill_step_size,
+        cache=model.make_cache(kv_bits=kv_bits),
     )
     prompt_tps, gen_start = 0.0, start
     for n, token in enumerate(steps, start=1):
