@@ -27,22 +27,26 @@ from gemma_mlx.loading import load as our_load
 from gemma_mlx.loading import save
 
 
-def mlx_lm_4bit() -> Path:
-    """mlx-lm's 4-bit conversion of the 270M, dequantized to float32 first (made once)."""
-    from mlx_lm import convert
-
+def float32_270m() -> Path:
+    """The embedded 270M dequantized to a float32 checkpoint directory (made once)."""
     from gemma_mlx.default_model import default_gguf
     from gemma_mlx.gguf import read_gguf
 
-    out = cache_dir() / "bench-270m-mlx-lm-4bit"
-    if (out / "config.json").is_file():
-        return out
     f32 = cache_dir() / "bench-270m-f32"
     if not (f32 / "config.json").is_file():
         g = read_gguf(default_gguf(cache_dir()), dequantize=True, progress=True)
         save(f32, g.weights, {**g.config, "torch_dtype": "float32"}, force=True)
-    convert(str(f32), mlx_path=str(out), quantize=True, q_bits=4, q_group_size=64,
-            dtype="float32")
+    return f32
+
+
+def mlx_lm_4bit() -> Path:
+    """mlx-lm's 4-bit conversion of the float32 270M (made once)."""
+    from mlx_lm import convert
+
+    out = cache_dir() / "bench-270m-mlx-lm-4bit"
+    if not (out / "config.json").is_file():
+        convert(str(float32_270m()), mlx_path=str(out), quantize=True, q_bits=4,
+                q_group_size=64, dtype="float32")
     return out
 
 
