@@ -9,21 +9,8 @@ import pytest
 from gemma_mlx.kernels import local_attention as la
 from gemma_mlx.loading import load
 
+from .attention_reference import dense_reference as _dense_reference
 from .conftest import FIXTURES, TEXT_CASES
-
-
-def _dense_reference(q, k, v, scale, q_start, k_start, window):
-    """Plain numpy: explicit scores, mask, softmax (float64)."""
-    q, k, v = (np.array(x, dtype=np.float64) for x in (q, k, v))
-    rep = q.shape[1] // k.shape[1]
-    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
-    s = q @ k.swapaxes(-1, -2) * scale
-    qp = np.arange(q_start, q_start + q.shape[2])[:, None]
-    kp = np.arange(k_start, k_start + k.shape[2])[None, :]
-    ok = (kp <= qp) & ((kp > qp - window) if window else True)
-    s = np.where(ok, s, -np.inf)
-    p = np.exp(s - s.max(-1, keepdims=True))
-    return (p / p.sum(-1, keepdims=True)) @ v
 
 
 @pytest.mark.parametrize("window", [16])

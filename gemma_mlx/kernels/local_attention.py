@@ -1,7 +1,8 @@
 """Causal attention with an optional sliding window, in O(L*W) (local) or key blocks (global).
 
-`local_attention` runs the Metal kernel where Metal is available and otherwise the MLX-op
-path here, which never forms an L x L mask or score matrix:
+Where Metal is available, `local_attention` runs our kernel for long sliding-window prefills
+and MLX's flash kernel for global layers; elsewhere it runs the MLX-op path here, which never
+forms an L x L mask or score matrix:
 - local layers: queries in blocks of W; block i attends to key blocks i-1 and i only, with
   two fixed W x W masks, so scores cost 2*L*W per head;
 - global layers: queries in blocks, keys in chunks up to the diagonal, online softmax.
@@ -11,6 +12,8 @@ Keys are contiguous positions k_start..; queries are q_start.. (q_start >= k_sta
 from __future__ import annotations
 
 import mlx.core as mx
+
+from .loader import kernel_supports, with_reference_vjp
 
 DENSE_MAX_QUERIES = 256  # below this a masked dense product is cheaper than blocking
 GLOBAL_BLOCK = 1024
@@ -113,12 +116,17 @@ def local_attention(
     """Attention of q [B, Hq, Lq, D] (positions q_start..) over k, v [B, Hkv, Lk, D]
     (positions k_start..): causal, and limited to the last `window` positions if set."""
     window = window or 0
-    if mx.metal.is_available():
-        from .local_attention_metal import local_attention_metal
-
-        return local_attention_metal(q, k, v, scale=scale, q_start=q_start, k_start=k_start,
-                                     window=window)
     lq = q.shape[2]
+    if mx.metal.is_available():
+        if window and lq > DENSE_MAX_QUERIES and kernel_supports(q):
+            from .local_attention_metal import local_attention_metal
+
+            kw = dict(scale=scale, q_start=q_start, k_start=k_start, window=window)
+            fn = with_reference_vjp(lambda *a: local_attention_metal(*a, **kw),
+                                    lambda *a: banded_attention(*a, **kw))
+            return fn(q, k, v)
+        if not window and k_start + k.shape[2] == q_start + lq:  # MLX's flash kernel
+            return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask="causal")
     if lq <= DENSE_MAX_QUERIES or (window and lq <= window):
         return dense_attention(q, k, v, scale=scale, q_start=q_start, k_start=k_start,
                                window=window)

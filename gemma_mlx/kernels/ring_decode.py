@@ -1,8 +1,10 @@
-"""Decode attention of one query per head over a ring-buffer KV cache, in slot order."""
+"""Decode attention of a few queries per head over a ring-buffer KV cache, in slot order."""
 
 from __future__ import annotations
 
 import mlx.core as mx
+
+from .loader import kernel_supports
 
 
 def ring_positions(size: int, filled: int, offset: int) -> mx.array:
@@ -11,18 +13,30 @@ def ring_positions(size: int, filled: int, offset: int) -> mx.array:
     return last - (last - mx.arange(filled)) % size
 
 
+def ring_decode_reference(
+    q: mx.array, k: mx.array, v: mx.array, *, scale: float, offset: int, window: int, size: int
+) -> mx.array:
+    """q [B, Hq, Lq, D] at positions offset-Lq.. over the filled ring slots k, v [B, Hkv, S', D].
+
+    Slots hold positions p % size; those outside a query's window are masked. No reordering.
+    """
+    lq, filled = q.shape[2], k.shape[2]
+    if lq == 1 and not (window and offset > window and size > window):
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)  # all slots visible
+    kp = ring_positions(size, filled, offset)[None, :]
+    qp = mx.arange(offset - lq, offset)[:, None]
+    mask = kp <= qp
+    if window:
+        mask = mask & (kp > qp - window)
+    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+
+
 def ring_decode(
     q: mx.array, k: mx.array, v: mx.array, *, scale: float, offset: int, window: int, size: int
 ) -> mx.array:
-    """q [B, Hq, 1, D] at position offset-1 over the filled ring slots k, v [B, Hkv, S', D].
-
-    Slots hold positions p % size; those older than the window are masked. No reordering.
-    """
-    if mx.metal.is_available() and k.shape[2] == size:
+    """The Metal kernel where Metal is available, the reference elsewhere."""
+    if mx.metal.is_available() and kernel_supports(q):
         from .ring_decode_metal import ring_decode_metal
 
-        return ring_decode_metal(q, k, v, scale=scale, offset=offset, window=window)
-    mask = None
-    if window and offset > window and size > window:  # slack slots hold stale positions
-        mask = ring_positions(size, k.shape[2], offset) > offset - 1 - window
-    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        return ring_decode_metal(q, k, v, scale=scale, offset=offset, window=window, size=size)
+    return ring_decode_reference(q, k, v, scale=scale, offset=offset, window=window, size=size)
