@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
+
+
+def _f64(x) -> np.ndarray:
+    if isinstance(x, mx.array):
+        x = x.astype(mx.float32)  # numpy has no bfloat16
+    return np.array(x, dtype=np.float64)
 
 
 def masked_attention(q, k, v, scale: float, qpos: np.ndarray, kpos: np.ndarray, window: int):
     """q [B, Hq, Lq, D] at qpos over k, v [B, Hkv, Lk, D] at kpos: causal, windowed if set."""
-    q, k, v = (np.array(x, dtype=np.float64) for x in (q, k, v))
+    q, k, v = (_f64(x) for x in (q, k, v))
     rep = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
     s = q @ k.swapaxes(-1, -2) * scale
