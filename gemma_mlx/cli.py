@@ -36,7 +36,49 @@ def parser() -> argparse.ArgumentParser:
                    help="wrap the prompt in Gemma's chat template (for -it models)")
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
+    _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
     return ap
+
+
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    from .quantize import RECIPES
+
+    p.add_argument("--hf-path", required=True, help="HF checkpoint dir, repo id or .gguf file")
+    p.add_argument("--mlx-path", required=True, help="output directory")
+    p.add_argument("-q", "--quantize", action="store_true")
+    p.add_argument("--q-bits", type=int, choices=[2, 3, 4, 5, 6, 8], default=4)
+    p.add_argument("--q-group-size", type=int, choices=[32, 64, 128], default=64)
+    p.add_argument("--quant-recipe", choices=sorted(RECIPES),
+                   help="; ".join(f"{k}: {d}" for k, (d, _) in RECIPES.items()))
+    p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("--dequantize", action="store_true", help="write float weights")
+    p.add_argument("--no-search", action="store_true",
+                   help="MLX's min/max grids instead of the least-error search")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the quality report after a quantized conversion")
+    p.add_argument("--force", action="store_true", help="overwrite --mlx-path")
+
+
+def run_convert(args: argparse.Namespace) -> None:
+    from .convert import convert, quality_report
+
+    quantized = args.quantize or args.quant_recipe is not None
+    summary = convert(
+        args.hf_path, args.mlx_path, quantize=args.quantize, q_bits=args.q_bits,
+        q_group_size=args.q_group_size, dtype=args.dtype, quant_recipe=args.quant_recipe,
+        dequantize=args.dequantize, force=args.force, search=not args.no_search,
+    )
+    print(f"Wrote {summary['path']}: {summary['bytes'] / 1e9:.3f} GB in {summary['shards']} "
+          f"shard(s), {summary['quantized']} quantized matrices, "
+          f"{summary['bpw']:.2f} bits per weight")
+    if quantized and not args.no_report:
+        r = quality_report(args.hf_path, args.mlx_path)
+        if r is None:
+            print("No tokenizer in the checkpoint: no quality report.")
+            return
+        print(f"Quality vs the unquantized model on the held-out text: top-1 agreement "
+              f"{r['top1']:.3f}, KL {r['kl']:.4f} nats/token, perplexity {r['ppl']:.2f} "
+              f"(reference {r['ref_ppl']:.2f})")
 
 
 def _sampling_kwargs(args: argparse.Namespace) -> dict:
@@ -109,7 +151,7 @@ def run_chat(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"generate": run_generate, "chat": run_chat}
+    commands = {"generate": run_generate, "chat": run_chat, "convert": run_convert}
     try:
         commands[args.command](args)
     except GemmaError as e:

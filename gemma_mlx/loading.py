@@ -14,7 +14,7 @@ import mlx.nn as nn
 
 from .config import ModelConfig
 from .errors import GemmaError
-from .models.text import Gemma3ForCausalLM
+from .models.text import Gemma3ForCausalLM, text_key
 from .tokenizer import Tokenizer, spm_from_gguf_vocab
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
@@ -71,10 +71,12 @@ def weight_files(path: Path) -> list[Path]:
 def _quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, Any]) -> None:
     """Turn into quantized layers exactly the modules whose weights come with scales."""
 
+    own_specs = {text_key(k): v for k, v in quant.items() if isinstance(v, dict)}
+
     def predicate(name: str, module: nn.Module):
         if f"{name}.scales" not in weights:
             return False
-        own = quant.get(name)
+        own = own_specs.get(name)
         if isinstance(own, dict):
             return {"group_size": own["group_size"], "bits": own["bits"]}
         return hasattr(module, "to_quantized")

@@ -146,16 +146,19 @@ class Gemma3ForCausalLM(nn.Module):
         """Map any known checkpoint layout onto this module's names; idempotent."""
         out = {}
         for key, value in weights.items():
-            if key.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
-                               "model.multi_modal_projector.")):
+            name = text_key(key)
+            if name is None or (name.startswith("lm_head.") and self.config.tie_word_embeddings):
                 continue
-            for prefix, repl in _PREFIXES:
-                if key.startswith(prefix):
-                    key = repl + key[len(prefix):]
-                    break
-            if key.startswith("lm_head.") and self.config.tie_word_embeddings:
-                continue
-            if "rotary_emb" in key:
-                continue
-            out[key] = value
+            out[name] = value
         return out
+
+
+def text_key(key: str) -> str | None:
+    """This module's name for a checkpoint key (None for vision and rotary buffers)."""
+    if key.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                       "model.multi_modal_projector.")) or "rotary_emb" in key:
+        return None
+    for prefix, repl in _PREFIXES:
+        if key.startswith(prefix):
+            return repl + key[len(prefix):]
+    return key

@@ -1,0 +1,253 @@
+"""Convert HF checkpoints and GGUF files to MLX: streaming, sharded, optionally quantized."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+
+from .config import ModelConfig
+from .errors import GemmaError
+from .loading import resolve, weight_files
+from .quantize import RECIPES, quantizable, quantize_tensor, recipe
+from .tokenizer import Tokenizer, spm_from_gguf_vocab
+
+MAX_SHARD_BYTES = 5 << 30
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
+                   "generation_config.json", "preprocessor_config.json",
+                   "processor_config.json")
+# transformers 5.x names -> the hub (4.x) layout that mlx-lm and mlx-vlm read.
+_HUB_LAYOUT = (("model.language_model.", "language_model.model."),
+               ("model.vision_tower.", "vision_tower."),
+               ("model.multi_modal_projector.", "multi_modal_projector."))
+
+
+def hub_key(key: str, multimodal: bool) -> str:
+    for prefix, repl in _HUB_LAYOUT:
+        if key.startswith(prefix):
+            return repl + key[len(prefix):]
+    if multimodal and key.startswith("lm_head."):
+        return "language_model." + key
+    return key
+
+
+def _source_tensors(path: Path, dequantize: bool) -> tuple[dict, Iterator, Tokenizer | None]:
+    """The source's config dict, an iterator of (name, array) and its tokenizer."""
+    if path.is_file() and path.suffix == ".gguf":
+        from .gguf import read_gguf
+
+        g = read_gguf(path, dequantize=dequantize, progress=True)
+        tok = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab)) if g.vocab else None
+        return g.config, iter(g.weights.items()), tok
+    if not path.is_dir():
+        raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
+    config = ModelConfig.from_file(path / "config.json").raw
+    files = weight_files(path)
+
+    def tensors():
+        for f in files:
+            try:
+                shard = mx.load(str(f))
+            except Exception as e:
+                raise GemmaError(f"{f}: cannot read safetensors ({e})") from None
+            yield from shard.items()
+
+    return config, tensors(), None
+
+
+def _dequantize_triplets(items: Iterator, quant: dict) -> Iterator:
+    """Turn (weight, scales, biases) of an MLX-quantized source back into float."""
+    pending: dict[str, dict[str, mx.array]] = {}
+    for name, arr in items:
+        base, _, leaf = name.rpartition(".")
+        if leaf in ("scales", "biases") or (leaf == "weight" and arr.dtype == mx.uint32):
+            parts = pending.setdefault(base, {})
+            parts[leaf] = arr
+            if {"weight", "scales", "biases"} <= parts.keys():
+                spec = quant.get(base) if isinstance(quant.get(base), dict) else quant
+                w = mx.dequantize(parts["weight"], parts["scales"], parts["biases"],
+                                  spec["group_size"], spec["bits"])
+                yield f"{base}.weight", w
+                del pending[base]
+        else:
+            yield name, arr
+    if pending:
+        raise GemmaError(f"incomplete quantized tensors in the source: {sorted(pending)[:3]}")
+
+
+class ShardWriter:
+    """Collects tensors and writes safetensors shards of at most max_bytes each."""
+
+    def __init__(self, directory: Path, max_bytes: int = MAX_SHARD_BYTES):
+        self.directory, self.max_bytes = directory, max_bytes
+        self.current: dict[str, mx.array] = {}
+        self.size = 0
+        self.shards: list[list[str]] = []
+        self.total = 0
+
+    def add(self, name: str, arr: mx.array) -> None:
+        mx.eval(arr)
+        if self.current and self.size + arr.nbytes > self.max_bytes:
+            self.flush()
+        self.current[name] = arr
+        self.size += arr.nbytes
+        self.total += arr.nbytes
+
+    def flush(self) -> None:
+        if not self.current:
+            return
+        n = len(self.shards)
+        mx.save_safetensors(str(self.directory / f"shard-{n}.safetensors"), self.current,
+                            metadata={"format": "mlx"})
+        self.shards.append(list(self.current))
+        self.current, self.size = {}, 0
+        mx.clear_cache()
+
+    def finish(self) -> None:
+        """Name the shards model[-0000i-of-0000n].safetensors and write the index."""
+        self.flush()
+        n = len(self.shards)
+        names = ["model.safetensors"] if n == 1 else [
+            f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+        weight_map = {}
+        for i, (keys, final) in enumerate(zip(self.shards, names, strict=True)):
+            os.replace(self.directory / f"shard-{i}.safetensors", self.directory / final)
+            weight_map.update({k: final for k in keys})
+        if n > 1:
+            index = {"metadata": {"total_size": self.total}, "weight_map": weight_map}
+            (self.directory / "model.safetensors.index.json").write_text(
+                json.dumps(index, indent=2, sort_keys=True))
+
+
+def _quant_config(entries: dict[str, dict[str, int]], bits: int, group_size: int) -> dict:
+    """mlx-lm's format: defaults plus one entry per module whose settings differ."""
+    own = {p: e for p, e in entries.items() if e != {"group_size": group_size, "bits": bits}}
+    return {"group_size": group_size, "bits": bits, "mode": "affine", **own}
+
+
+def convert(
+    hf_path: str | Path, mlx_path: str | Path, *, quantize: bool = False, q_bits: int = 4,
+    q_group_size: int = 64, dtype: str | None = None, quant_recipe: str | None = None,
+    dequantize: bool = False, force: bool = False, search: bool = True,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+) -> dict[str, Any]:
+    """Convert a checkpoint; returns a summary (bits per weight, sizes, paths).
+
+    Reads and writes one tensor at a time, so memory stays near one shard.
+    """
+    from tqdm import tqdm
+
+    src, out = resolve(hf_path), Path(mlx_path)
+    if out.exists() and not force:
+        raise GemmaError(f"{out}: already exists (use --force to overwrite)")
+    if dtype is not None and dtype not in DTYPES:
+        raise GemmaError(f"--dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+    policy = recipe(quant_recipe, q_bits, q_group_size) if quantize or quant_recipe else None
+    config, items, tokenizer = _source_tensors(src, dequantize or policy is not None)
+    cfg = ModelConfig.from_dict(config, str(src))  # validates the architecture
+    if cfg.quantization and (policy is not None or dequantize):
+        items = _dequantize_triplets(items, cfg.quantization)
+    multimodal = cfg.model_type == "gemma3"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        writer = ShardWriter(tmp, max_shard_bytes)
+        entries: dict[str, dict[str, int]] = {}
+        bits = count = 0.0
+        for name, arr in tqdm(items, desc="Converting", unit="tensor"):
+            name = hub_key(name, multimodal)
+            path = name[: -len(".weight")]
+            if dtype and mx.issubdtype(arr.dtype, mx.floating):
+                arr = arr.astype(DTYPES[dtype])
+            spec = None
+            if policy and name.endswith(".weight") and quantizable(path, arr.shape):
+                spec = policy(path)
+            if spec is None:
+                writer.add(name, arr)
+                bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0
+            else:
+                for k, v in quantize_tensor(path, arr, spec, search).items():
+                    writer.add(k, v)
+                entries[path] = {"group_size": spec.group_size, "bits": spec.bits}
+                bits += spec.bpw * arr.size
+            count += arr.size
+        writer.finish()
+        _write_config(tmp, config, entries, q_bits, q_group_size, dtype, policy is not None,
+                      dequantize)
+        _copy_tokenizer(src, tmp, tokenizer)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"path": out, "bpw": bits / max(count, 1), "bytes": writer.total,
+            "shards": len(writer.shards), "quantized": len(entries)}
+
+
+def _write_config(directory: Path, config: dict, entries: dict, bits: int, group_size: int,
+                  dtype: str | None, quantized: bool, dequantized: bool) -> None:
+    config = dict(config)
+    if quantized or dequantized:
+        config.pop("quantization", None)
+        config.pop("quantization_config", None)
+    if quantized:
+        q = _quant_config(entries, bits, group_size)
+        config["quantization"] = config["quantization_config"] = q
+    if dtype:
+        config["torch_dtype"] = config["dtype"] = dtype
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def _copy_tokenizer(src: Path, directory: Path, tokenizer: Tokenizer | None) -> None:
+    if tokenizer is not None:
+        tokenizer.save(directory)
+    if src.is_dir():
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, directory / name)
+    if not (directory / "generation_config.json").is_file():
+        gen = {"bos_token_id": 2, "eos_token_id": [1, 106], "pad_token_id": 0}
+        (directory / "generation_config.json").write_text(json.dumps(gen, indent=2))
+
+
+def recipe_names() -> dict[str, str]:
+    return {name: desc for name, (desc, _) in RECIPES.items()}
+
+
+def quality_report(reference_path: str | Path, converted: str | Path) -> dict[str, float] | None:
+    """Score a converted model against its float source on the built-in held-out text
+    (None when the checkpoint has no tokenizer to encode the text with)."""
+    from .loading import load
+    from .quality import compare, heldout_ids
+
+    model, tokenizer = load(converted)
+    if tokenizer is None:
+        return None
+    reference = _float_reference(resolve(reference_path))
+    q = compare(reference, model, heldout_ids(tokenizer))
+    return {"top1": q.top1, "kl": q.kl, "ppl": q.ppl, "ref_ppl": q.ref_ppl}
+
+
+def _float_reference(src: Path):
+    """The unquantized source model in float32 (GGUF and MLX-quantized sources dequantized)."""
+    from .loading import build_model
+
+    config, items, _ = _source_tensors(src, dequantize=True)
+    cfg = ModelConfig.from_dict(config, str(src))
+    if cfg.quantization:
+        items = _dequantize_triplets(items, cfg.quantization)
+        config = {k: v for k, v in config.items()
+                  if k not in ("quantization", "quantization_config")}
+        cfg = ModelConfig.from_dict(config, str(src))
+    weights = {k: v.astype(mx.float32) if mx.issubdtype(v.dtype, mx.floating) else v
+               for k, v in items}
+    return build_model(cfg, weights, str(src))

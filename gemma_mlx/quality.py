@@ -1,0 +1,59 @@
+"""Quantization quality: top-1 agreement, KL and perplexity against the unquantized model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .heldout_text import HELDOUT_TEXT
+
+CHUNK = 256  # positions per forward, to bound the [L, vocab] logits held at once
+
+
+@dataclass(frozen=True)
+class Quality:
+    top1: float  # fraction of positions where the argmax agrees with the reference
+    kl: float  # mean KL(reference || quantized), nats per token
+    ppl: float  # perplexity of the quantized model on the text
+    ref_ppl: float  # perplexity of the reference model
+
+
+def _log_probs(model: nn.Module, ids: mx.array):
+    """Yield float32 log-softmax of the next-token logits, CHUNK positions at a time."""
+    cache = model.make_cache()
+    for s in range(0, ids.shape[0], CHUNK):
+        logits = model(ids[None, s : s + CHUNK], cache=cache)[0].astype(mx.float32)
+        yield logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def reference_log_probs(reference: nn.Module, ids: list[int]) -> list[mx.array]:
+    """The reference's log-probabilities, kept to score several candidates against."""
+    out = list(_log_probs(reference, mx.array(ids)))
+    mx.eval(out)
+    return out
+
+
+def compare(reference: nn.Module | list[mx.array], model: nn.Module, ids: list[int]) -> Quality:
+    """Score `model` against `reference` (a model, or its reference_log_probs) on the ids."""
+    x = mx.array(ids)
+    ref = _log_probs(reference, x) if isinstance(reference, nn.Module) else reference
+    agree = kl = nll = ref_nll = 0.0
+    for s, (lp_ref, lp) in enumerate(zip(ref, _log_probs(model, x), strict=True)):
+        start = s * CHUNK
+        n = lp.shape[0]
+        targets = x[start + 1 : start + n + 1]
+        m = targets.shape[0]  # the last position has no next token
+        agree += (lp_ref.argmax(-1) == lp.argmax(-1)).sum().item()
+        kl += (mx.exp(lp_ref) * (lp_ref - lp)).sum().item()
+        nll -= mx.take_along_axis(lp[:m], targets[:, None], axis=-1).sum().item()
+        ref_nll -= mx.take_along_axis(lp_ref[:m], targets[:, None], axis=-1).sum().item()
+    n_pos, n_pred = x.shape[0], x.shape[0] - 1
+    return Quality(agree / n_pos, kl / n_pos, float(mx.exp(mx.array(nll / n_pred))),
+                   float(mx.exp(mx.array(ref_nll / n_pred))))
+
+
+def heldout_ids(tokenizer) -> list[int]:
+    """The built-in held-out text, tokenized (with <bos>)."""
+    return tokenizer.encode(HELDOUT_TEXT)

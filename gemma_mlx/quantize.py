@@ -1,0 +1,171 @@
+"""Quantization policy: which tensors get how many bits, as named recipes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mlx.core as mx
+import numpy as np
+
+from .errors import GemmaError
+from .gguf_quants import pack_bits
+
+# Module paths (HF names, without ".weight") of the text decoder's matrices.
+_EMBED = re.compile(r"(^|\.)embed_tokens$")
+_LINEAR = re.compile(r"(^|\.)layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)$")
+_HEAD = re.compile(r"(^|\.)lm_head$")
+_VISION = ("vision_tower", "multi_modal_projector")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one matrix is stored: affine `bits` with one scale and bias per `group_size`."""
+
+    bits: int
+    group_size: int
+
+    @property
+    def bpw(self) -> float:
+        """Bits per weight, counting a 16-bit scale and bias per group."""
+        return self.bits + 32 / self.group_size
+
+
+def quantizable(path: str, shape: tuple[int, ...]) -> bool:
+    """Text-decoder matrices; vision weights and norms stay in float."""
+    if any(v in path for v in _VISION) or len(shape) != 2:
+        return False
+    return bool(_EMBED.search(path) or _LINEAR.search(path) or _HEAD.search(path))
+
+
+def _kind(path: str) -> str:
+    if _EMBED.search(path) or _HEAD.search(path):
+        return "embed"
+    return path.rsplit(".", 1)[-1]  # q_proj, ..., down_proj
+
+
+def _uniform(bits: int, group_size: int) -> Callable[[str], Spec]:
+    return lambda path: Spec(bits, group_size)
+
+
+def _mixed(default: Spec | None, **by_kind: Spec | None) -> Callable[[str], Spec]:
+    return lambda path: by_kind.get(_kind(path), default)
+
+
+# Chosen by measurement on the real 270M (see benchmarks/quant_recipes.py and the README).
+RECIPES: dict[str, tuple[str, Callable[[str], Spec]]] = {
+    "default": ("4-bit groups of 32 (5.0 bpw)", _uniform(4, 32)),
+    "high": ("6-bit groups of 32 (7.0 bpw)", _uniform(6, 32)),
+}
+
+
+def recipe(name: str | None, bits: int = 4, group_size: int = 64) -> Callable[[str], Spec]:
+    """A path -> Spec policy: a named recipe, or uniform `bits`/`group_size`."""
+    if name is None:
+        return _uniform(bits, group_size)
+    if name not in RECIPES:
+        raise GemmaError(f"unknown --quant-recipe {name!r}; choose from {sorted(RECIPES)}")
+    return RECIPES[name][1]
+
+
+SEARCH_SPANS = {2: 2, 3: 4, 4: 8, 5: 16, 6: 8, 8: 4}  # grid spans tried, 2**bits - 1 down
+CHUNK = 1 << 22  # elements searched at once, to bound temporaries
+
+
+def _fit(g: mx.array, q: mx.array) -> tuple[mx.array, mx.array]:
+    """Least-squares scale and bias of groups g [N, G] for fixed levels q."""
+    n = g.shape[1]
+    sq, sg, sqq, sqg = q.sum(1), g.sum(1), (q * q).sum(1), (q * g).sum(1)
+    det = n * sqq - sq * sq
+    ok = det > 0
+    scale = mx.where(ok, (n * sqg - sq * sg) / mx.where(ok, det, 1), 0)
+    bias = mx.where(ok, (sg - scale * sq) / n, sg / n)
+    return scale[:, None], bias[:, None]
+
+
+@mx.compile
+def _grid_error(g: mx.array, s: mx.array, b: mx.array, levels: mx.array) -> mx.array:
+    q = mx.clip(mx.round((g - b) / s), 0, levels)
+    return ((q * s + b - g) ** 2).sum(1, keepdims=True)
+
+
+def _search(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
+    """Per group, the affine grid with the least squared error among: the widest spans
+    (levels, levels-1, ...) anchored at the min or the max, then a least-squares refit.
+    Recovers weights that already lie on a coarser or offset grid (e.g. dequantized GGUF)."""
+    levels = 2**bits - 1
+    lo, hi = g.min(1, keepdims=True), g.max(1, keepdims=True)
+    width = mx.maximum(hi - lo, 1e-12)
+    best = best_s = best_b = None
+    for span in range(levels, levels - SEARCH_SPANS.get(bits, 4), -1):
+        s = width / span
+        for b in (lo, hi - levels * s):
+            err = _grid_error(g, s, b, mx.array(levels, mx.float32))
+            if best is None:
+                best, best_s, best_b = err, s, b
+            else:
+                better = err < best
+                best = mx.where(better, err, best)
+                best_s, best_b = mx.where(better, s, best_s), mx.where(better, b, best_b)
+        mx.eval(best, best_s, best_b)
+    q = mx.clip(mx.round((g - best_b) / best_s), 0, levels)
+    s2, b2 = _fit(g, q)
+    q2 = mx.clip(mx.round((g - b2) / mx.where(s2 == 0, 1, s2)), 0, levels)
+    err2 = ((q2 * s2 + b2 - g) ** 2).sum(1, keepdims=True)
+    better = (err2 < best) & (s2 > 0)
+    return (mx.where(better, q2, q), mx.where(better, s2, best_s), mx.where(better, b2, best_b))
+
+
+def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> dict[str, mx.array]:
+    """{path.weight, path.scales, path.biases} in MLX's affine format (scales in w's dtype).
+
+    `search` picks each group's grid by least squared error instead of MLX's min/max.
+    """
+    gs = spec.group_size
+    if w.shape[-1] % gs:
+        raise GemmaError(f"{path}: last dimension {w.shape[-1]} is not a multiple of the "
+                         f"group size {gs}")
+    if not search:
+        wq, scales, biases = mx.quantize(w, gs, spec.bits)
+        return {f"{path}.weight": wq, f"{path}.scales": scales, f"{path}.biases": biases}
+    rows = w.shape[0]
+    step = max(1, CHUNK // w.shape[-1])
+    packed, scales, biases = [], [], []
+    for r in range(0, rows, step):
+        part = w[r : r + step].astype(mx.float32)
+        q, s, b = _search(part.reshape(-1, gs), spec.bits)
+        n = part.shape[0]
+        packed.append(pack_bits(np.array(q.astype(mx.uint8)).reshape(n, -1), spec.bits))
+        scales.append(s.reshape(n, -1).astype(w.dtype))
+        biases.append(b.reshape(n, -1).astype(w.dtype))
+    return {f"{path}.weight": mx.array(np.concatenate(packed)),
+            f"{path}.scales": mx.concatenate(scales), f"{path}.biases": mx.concatenate(biases)}
+
+
+Policy = Callable[[str], "Spec | None"]
+
+
+def quantize_weights(
+    weights: dict[str, mx.array], policy: Policy, search: bool = True
+) -> tuple[dict[str, mx.array], dict[str, dict[str, int]], float]:
+    """Quantize the quantizable matrices as `policy` says (None keeps a matrix in float).
+
+    Returns the new weights, the per-module quantization entries and the bits per weight
+    over all parameters (16 for float ones).
+    """
+    out: dict[str, mx.array] = {}
+    entries: dict[str, dict[str, int]] = {}
+    bits = count = 0.0
+    for name, w in weights.items():
+        path = name[: -len(".weight")]
+        spec = policy(path) if name.endswith(".weight") and quantizable(path, w.shape) else None
+        if spec is None:
+            out[name] = w
+            bits += 16 * w.size
+        else:
+            out.update(quantize_tensor(path, w, spec, search))
+            entries[path] = {"group_size": spec.group_size, "bits": spec.bits}
+            bits += spec.bpw * w.size
+        count += w.size
+    return out, entries, bits / max(count, 1)
