@@ -36,6 +36,9 @@ CANDIDATES = {
     "u6g32": (_uniform(6, 32), True),
     "e5g32+l8g64": (_mixed(Spec(8, 64), embed=Spec(5, 32)), True),
     "e6g64+l8g64": (_mixed(Spec(8, 64), embed=Spec(6, 64)), True),
+    "e6g128+l8g128": (_mixed(Spec(8, 128), embed=Spec(6, 128)), True),
+    "e6g64+l6g32": (_mixed(Spec(6, 32), embed=Spec(6, 64)), True),
+    "e6g64+l5g32": (_mixed(Spec(5, 32), embed=Spec(6, 64)), True),
     **{name: (policy, True) for name, (_, policy) in RECIPES.items()},
 }
 
