@@ -15,7 +15,7 @@ from gemma_mlx.loading import load
 
 from .attention_reference import dense_reference, ring_reference
 from .conftest import FIXTURES
-from .msl_emulator import generated_source, metal_kernel, mlx_generated_source
+from .emulator import generated_source, metal_kernel, mlx_generated_source
 
 # Output rounding of each dtype (accumulation is float32 in the kernels and the references).
 TOL = {mx.float32: 2e-5, mx.float16: 4e-3, mx.bfloat16: 3e-2}
