@@ -24,6 +24,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-bits", type=int, choices=[4, 8], default=None,
                    help="quantize the KV caches")
     p.add_argument("--prefill-step-size", type=int, default=512)
+    p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,7 +38,52 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
+    _lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
+    f = sub.add_parser("fuse", help="fold LoRA adapters into the model and save it")
+    f.add_argument("--model", help="base model (default: the embedded 270M)")
+    f.add_argument("--adapter-path", default="adapters")
+    f.add_argument("--save-path", required=True)
+    f.add_argument("--dequantize", action="store_true", help="write float weights")
+    f.add_argument("--force", action="store_true")
     return ap
+
+
+def _lora_args(p: argparse.ArgumentParser) -> None:
+    """mlx-lm's flags; unset ones come from -c config.yaml, then the defaults."""
+    p.add_argument("--model")
+    p.add_argument("--train", action="store_true", default=None)
+    p.add_argument("--test", action="store_true", default=None)
+    p.add_argument("--data", help="directory with train/valid/test.jsonl")
+    for flag, kind in [("--iters", int), ("--batch-size", int), ("--learning-rate", float),
+                       ("--num-layers", int), ("--lora-rank", int), ("--lora-scale", float),
+                       ("--lora-dropout", float), ("--max-seq-length", int),
+                       ("--steps-per-report", int), ("--steps-per-eval", int),
+                       ("--val-batches", int), ("--save-every", int), ("--seed", int),
+                       ("--test-batches", int)]:
+        p.add_argument(flag, type=kind)
+    p.add_argument("--target-modules", nargs="+",
+                   help="modules of each layer to adapt (default: all seven projections)")
+    p.add_argument("--mask-prompt", action=argparse.BooleanOptionalAction, default=None,
+                   help="loss on model turns / completions only (default: on)")
+    p.add_argument("--grad-checkpoint", action="store_true", default=None)
+    p.add_argument("--resume-adapter-file")
+    p.add_argument("--adapter-path", help="where adapters are saved (default: adapters)")
+    p.add_argument("-c", "--config", help="YAML file with any of these options")
+
+
+def run_lora(args: argparse.Namespace) -> None:
+    from .lora.run import merge_config, run_lora
+
+    run_lora(merge_config(vars(args), args.config))
+
+
+def run_fuse(args: argparse.Namespace) -> None:
+    from .default_model import ensure_default_model
+    from .lora.run import fuse
+
+    out = fuse(args.model or ensure_default_model(), args.adapter_path, args.save_path,
+               dequantize=args.dequantize, force=args.force)
+    print(f"Wrote {out}")
 
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
@@ -68,9 +114,11 @@ def run_convert(args: argparse.Namespace) -> None:
         q_group_size=args.q_group_size, dtype=args.dtype, quant_recipe=args.quant_recipe,
         dequantize=args.dequantize, force=args.force, search=not args.no_search,
     )
-    print(f"Wrote {summary['path']}: {summary['bytes'] / 1e9:.3f} GB in {summary['shards']} "
-          f"shard(s), {summary['quantized']} quantized matrices, "
-          f"{summary['bpw']:.2f} bits per weight")
+    line = (f"Wrote {summary['path']}: {summary['bytes'] / 1e9:.3f} GB "
+            f"in {summary['shards']} shard(s)")
+    if summary["bpw"] is not None:
+        line += f", {summary['quantized']} matrices quantized, {summary['bpw']:.2f} bits per weight"
+    print(line)
     if quantized and not args.no_report:
         r = quality_report(args.hf_path, args.mlx_path)
         if r is None:
@@ -94,7 +142,7 @@ def _load(args: argparse.Namespace):
     from .loading import load
 
     path = args.model or ensure_default_model()
-    model, tokenizer = load(path, progress=True)
+    model, tokenizer = load(path, progress=True, adapter_path=args.adapter_path)
     if tokenizer is None:
         raise GemmaError(f"{path}: has no tokenizer (tokenizer.model or tokenizer.json)")
     return model, tokenizer
@@ -151,7 +199,8 @@ def run_chat(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"generate": run_generate, "chat": run_chat, "convert": run_convert}
+    commands = {"generate": run_generate, "chat": run_chat, "convert": run_convert,
+                "lora": run_lora, "fuse": run_fuse}
     try:
         commands[args.command](args)
     except GemmaError as e:

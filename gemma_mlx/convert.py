@@ -189,8 +189,8 @@ def convert(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"path": out, "bpw": bits / max(count, 1), "bytes": writer.total,
-            "shards": len(writer.shards), "quantized": len(entries)}
+    return {"path": out, "bpw": bits / max(count, 1) if entries else None,
+            "bytes": writer.total, "shards": len(writer.shards), "quantized": len(entries)}
 
 
 def _write_config(directory: Path, config: dict, entries: dict, bits: int, group_size: int,

@@ -100,12 +100,14 @@ def build_model(config: ModelConfig, weights: dict[str, Any], source: str) -> Ge
 
 
 def load(
-    path_or_repo: str | Path, dtype: mx.Dtype | None = None, progress: bool = False
+    path_or_repo: str | Path, dtype: mx.Dtype | None = None, progress: bool = False,
+    adapter_path: str | Path | None = None,
 ) -> tuple[Gemma3ForCausalLM, Tokenizer | None]:
     """Load a Gemma 3 model and its tokenizer (None when the checkpoint has none).
 
     Accepts a local HF or MLX checkpoint directory, an HF repo id, or a .gguf file.
-    The model keeps the checkpoint's dtype unless `dtype` is given.
+    The model keeps the checkpoint's dtype unless `dtype` is given; `adapter_path` applies
+    LoRA adapters saved by `gemma-mlx lora` (or mlx-lm).
     """
     path = resolve(path_or_repo)
     if path.is_file() and path.suffix == ".gguf":
@@ -118,6 +120,10 @@ def load(
         raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
     if dtype is not None:
         model.set_dtype(dtype)
+    if adapter_path is not None:
+        from .lora.layers import load_adapters
+
+        load_adapters(model, adapter_path)
     return model, tokenizer
 
 

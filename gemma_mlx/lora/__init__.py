@@ -1,0 +1,1 @@
+"""LoRA and QLoRA fine-tuning: adapter layers, datasets, chunked loss, trainer, fuse."""
