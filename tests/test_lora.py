@@ -162,3 +162,52 @@ def test_training_changes_only_the_adapters(tmp_path):
     x = mx.array([[2, 5, 9, 200]])
     model.eval()
     assert mx.abs(fresh(x) - model(x)).max().item() < 1e-5
+
+
+def _checkpoint_with_tokenizer(tmp_path):
+    import shutil
+
+    from .test_tokenizer import _tiny_tokenizer_json
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(FIXTURES / "text" / "gqa", model_dir)
+    _tiny_tokenizer_json(model_dir)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"prompt": f"hello {'a' * (i % 5)}", "completion": "bonsoir"} for i in range(10)]
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return model_dir, data
+
+
+def test_lora_cli_train_test_generate_fuse(tmp_path, capsys):
+    from gemma_mlx.cli import main
+
+    model_dir, data = _checkpoint_with_tokenizer(tmp_path)
+    adapters, fused = tmp_path / "adapters", tmp_path / "fused"
+    config = tmp_path / "lora.yaml"
+    config.write_text("iters: 4\nbatch_size: 2\nnum_layers: 2\nlearning_rate: 0.001\n")
+    common = ["--model", str(model_dir), "--data", str(data), "--adapter-path", str(adapters)]
+    assert main(["lora", "--train", "-c", str(config), "--save-every", "2", *common]) == 0
+    assert (adapters / "0000002_adapters.safetensors").is_file()
+    assert json.loads((adapters / "adapter_config.json").read_text())["num_layers"] == 2
+    assert main(["lora", "--test", *common]) == 0
+    assert "Test loss" in capsys.readouterr().out
+    assert main(["generate", "--model", str(model_dir), "--adapter-path", str(adapters),
+                 "--prompt", "hello", "--max-tokens", "3"]) == 0
+    assert main(["fuse", "--model", str(model_dir), "--adapter-path", str(adapters),
+                 "--save-path", str(fused)]) == 0
+    x = mx.array([[2, 7, 9, 11, 13]])
+    a, _ = load(model_dir, adapter_path=adapters)
+    b, _ = load(fused)
+    assert mx.abs(a(x) - b(x)).max().item() < 1e-4
+
+
+def test_lora_cli_reports_bad_data_with_file_and_line(tmp_path, capsys):
+    from gemma_mlx.cli import main
+
+    model_dir, data = _checkpoint_with_tokenizer(tmp_path)
+    (data / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"oops": 1}\n')
+    assert main(["lora", "--train", "--model", str(model_dir), "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "train.jsonl:2:" in err and "Traceback" not in err

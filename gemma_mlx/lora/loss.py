@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-CHUNK = 512  # target positions whose logits exist at the same time
+CHUNK = 256  # target positions whose logits exist at the same time
 
 
 def _chunk_nll(head: Callable, h: mx.array, targets: mx.array) -> mx.array:
@@ -28,8 +28,9 @@ def chunked_nll(head: Callable, h: mx.array, targets: mx.array, chunk: int = CHU
     def nll(h):
         total = mx.array(0.0)
         for s in range(0, h.shape[0], chunk):
-            total = total + _chunk_nll(head, h[s : s + chunk], targets[s : s + chunk])
-            mx.eval(total)  # free this chunk's logits before the next
+            # `+ 0 * total` orders the chunks, so MLX frees each chunk's logits first
+            hc = h[s : s + chunk] + 0 * total
+            total = total + _chunk_nll(head, hc, targets[s : s + chunk])
         return total
 
     @nll.vjp
@@ -38,16 +39,35 @@ def chunked_nll(head: Callable, h: mx.array, targets: mx.array, chunk: int = CHU
         grads = []
         for s in range(0, h.shape[0], chunk):
             t = targets[s : s + chunk]
-            _, (g,) = mx.vjp(lambda x, t=t: _chunk_nll(head, x, t), [h[s : s + chunk]],
-                             [cotangent])
-            mx.eval(g)
+            hc = h[s : s + chunk] + (0 * grads[-1].sum() if grads else 0)  # in order, as above
+            _, (g,) = mx.vjp(lambda x, t=t: _chunk_nll(head, x, t), [hc], [cotangent])
             grads.append(g)
         return mx.concatenate(grads, axis=0)
 
     return nll(h)
 
 
-def lm_loss(model: nn.Module, ids: mx.array, mask: np.ndarray) -> tuple[mx.array, int]:
+def training_head(model: nn.Module) -> Callable[[mx.array], mx.array]:
+    """The output head for training: a quantized (tied) head is dequantized once, because
+    the CPU's quantized matmul is slow for many rows and re-dequantizing 262K rows per step
+    costs more time and memory than the step itself."""
+    emb = model.model.embed_tokens
+    if not model.config.tie_word_embeddings or not isinstance(emb, nn.QuantizedEmbedding):
+        return model.logits
+    w = mx.dequantize(emb.weight, emb.scales, emb.get("biases"), emb.group_size, emb.bits,
+                      mode=emb.mode)
+    mx.eval(w)
+    cap = model.config.final_logit_softcapping
+
+    def head(h: mx.array) -> mx.array:
+        out = h @ w.astype(h.dtype).T
+        return mx.tanh(out / cap) * cap if cap else out
+
+    return head
+
+
+def lm_loss(model: nn.Module, ids: mx.array, mask: np.ndarray,
+            head: Callable | None = None) -> tuple[mx.array, int]:
     """Mean next-token loss of `model` over the positions where mask [B, L-1] is set."""
     h = model.model(ids[:, :-1])  # [B, L-1, D]
     rows = np.flatnonzero(mask.reshape(-1))
@@ -55,4 +75,4 @@ def lm_loss(model: nn.Module, ids: mx.array, mask: np.ndarray) -> tuple[mx.array
     h = h.reshape(-1, h.shape[-1])[idx]
     targets = ids[:, 1:].reshape(-1)[idx]
     n = int(rows.size)
-    return chunked_nll(model.logits, h, targets) / max(n, 1), n
+    return chunked_nll(head or model.logits, h, targets) / max(n, 1), n

@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from ..errors import GemmaError
 from .data import Example, batches, collate
 from .layers import adapter_weights, load_adapter_weights
-from .loss import lm_loss
+from .loss import lm_loss, training_head
 
 ADAPTERS = "adapters.safetensors"
 STATE = "training_state.safetensors"
@@ -52,14 +52,15 @@ def checkpoint_layers(model: nn.Module) -> None:
 
 
 def evaluate(model: nn.Module, examples: list[Example], batch_size: int, max_seq_length: int,
-             max_batches: int = -1) -> float:
+             max_batches: int = -1, head=None) -> float:
     """Mean loss per target token over the examples (in order)."""
+    head = head or training_head(model)
     total = count = 0.0
     for i, s in enumerate(range(0, len(examples), batch_size)):
         if 0 <= max_batches <= i:
             break
         ids, mask = collate(examples[s : s + batch_size], max_seq_length)
-        loss, n = lm_loss(model, mx.array(ids), mask)
+        loss, n = lm_loss(model, mx.array(ids), mask, head)
         total += loss.item() * n
         count += n
     return total / max(count, 1)
@@ -107,9 +108,10 @@ def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
     if args.grad_checkpoint:
         checkpoint_layers(model)
 
+    head = training_head(model)
+
     def loss_fn(model, ids, mask):
-        loss, n = lm_loss(model, ids, mask)
-        return loss
+        return lm_loss(model, ids, mask, head)[0]
 
     loss_and_grad = nn.value_and_grad(model, loss_fn)
     config = {**adapter_config, "training": asdict(args)}
@@ -130,7 +132,7 @@ def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
                         peak_gb=f"{mx.get_peak_memory() / 1e9:.2f}")
         if "valid" in data and (step % args.steps_per_eval == 0 or step == args.iters):
             val = evaluate(model, data["valid"], args.batch_size, args.max_seq_length,
-                           args.val_batches)
+                           args.val_batches, head)
             bar.write(f"step {step}: train loss {losses[-1]:.3f}, valid loss {val:.3f}")
         if step % args.save_every == 0 or step == args.iters:
             _save(adapter_dir, model, optimizer, step, config)
