@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -48,7 +49,7 @@ def step_fn(engine: str, path: str):
     from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm.utils import load_model
 
-    model, _ = load_model(path)
+    model, _ = load_model(Path(path))
     model.freeze()
     linear_to_lora_layers(model, 16, {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": KEYS})
     return model, lambda m, ids: default_loss(m, ids, mx.array([[1, ids.shape[1] - 1]]))[0]

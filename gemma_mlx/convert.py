@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import mlx.core as mx
 
 from .config import ModelConfig
 from .errors import GemmaError
-from .loading import resolve, weight_files
+from .loading import atomic_directory, resolve, weight_files
 from .quantize import RECIPES, quantizable, quantize_tensor, recipe
 from .tokenizer import Tokenizer, spm_from_gguf_vocab
 
@@ -146,7 +145,7 @@ def convert(
     from tqdm import tqdm
 
     src, out = resolve(hf_path), Path(mlx_path)
-    if out.exists() and not force:
+    if out.exists() and not force:  # before any slow reading
         raise GemmaError(f"{out}: already exists (use --force to overwrite)")
     if dtype is not None and dtype not in DTYPES:
         raise GemmaError(f"--dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
@@ -156,9 +155,7 @@ def convert(
     if cfg.quantization and (policy is not None or dequantize):
         items = _dequantize_triplets(items, cfg.quantization)
     multimodal = cfg.model_type == "gemma3"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out, force) as tmp:
         writer = ShardWriter(tmp, max_shard_bytes)
         entries: dict[str, dict[str, int]] = {}
         bits = count = 0.0
@@ -183,12 +180,6 @@ def convert(
         _write_config(tmp, config, entries, q_bits, q_group_size, dtype, policy is not None,
                       dequantize)
         _copy_tokenizer(src, tmp, tokenizer)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"path": out, "bpw": bits / max(count, 1) if entries else None,
             "bytes": writer.total, "shards": len(writer.shards), "quantized": len(entries)}
 

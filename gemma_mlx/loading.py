@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,25 @@ def load_gguf(path: Path, progress: bool = False) -> tuple[Gemma3ForCausalLM, To
     return model, tokenizer
 
 
+@contextmanager
+def atomic_directory(path: str | Path, force: bool = False) -> Iterator[Path]:
+    """A temporary directory beside `path`, renamed to `path` when the block succeeds and
+    removed when it fails, so no partial output ever looks valid."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise GemmaError(f"{path}: already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save(
     path: str | Path,
     weights: dict[str, mx.array],
@@ -143,13 +164,8 @@ def save(
     tokenizer: Tokenizer | None = None,
     force: bool = False,
 ) -> Path:
-    """Write an MLX checkpoint directory atomically (a temporary directory renamed at the end)."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise GemmaError(f"{path}: already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    """Write an MLX checkpoint directory atomically."""
+    with atomic_directory(path, force) as tmp:
         mx.save_safetensors(str(tmp / "model.safetensors"), weights, metadata={"format": "mlx"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         gen = {"bos_token_id": config.get("bos_token_id", 2),
@@ -158,10 +174,4 @@ def save(
         (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2))
         if tokenizer is not None:
             tokenizer.save(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)

@@ -25,6 +25,7 @@ class Spec:
 
     bits: int
     group_size: int
+    symmetric: bool = False  # llama.cpp Q4_0's grid: scale = -absmax / 8, zero at level 8
 
     @property
     def bpw(self) -> float:
@@ -59,6 +60,9 @@ RECIPES: dict[str, tuple[str, Callable[[str], Spec | None]]] = {
     "default": ("embedding 4-bit groups of 64, layers 5-bit groups of 64 (~4.9 bpw)",
                 _mixed(Spec(5, 64), embed=Spec(4, 64))),
     "high": ("6-bit groups of 32 (7.0 bpw)", _uniform(6, 32)),
+    # Gemma 3 QAT checkpoints (*-qat-q4_0-unquantized) were trained against Q4_0: keep its grid.
+    "qat": ("symmetric 4-bit groups of 32, Q4_0's grid (5.0 bpw)",
+            lambda path: Spec(4, 32, symmetric=True)),
 }
 
 
@@ -90,6 +94,16 @@ def _fit(g: mx.array, q: mx.array) -> tuple[mx.array, mx.array]:
 def _grid_error(g: mx.array, s: mx.array, b: mx.array, levels: mx.array) -> mx.array:
     q = mx.clip(mx.round((g - b) / s), 0, levels)
     return ((q * s + b - g) ** 2).sum(1, keepdims=True)
+
+
+def _symmetric(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
+    """Q4_0-style groups: d = (value of largest magnitude) / -2**(bits-1), q = round(w/d) + half."""
+    half = 2 ** (bits - 1)
+    idx = mx.argmax(mx.abs(g), axis=1, keepdims=True)
+    d = mx.take_along_axis(g, idx, axis=1) / -half
+    d = mx.where(d == 0, 1e-12, d)
+    q = mx.clip(mx.round(g / d) + half, 0, 2 * half - 1)
+    return q, d, -half * d
 
 
 def _search(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
@@ -128,7 +142,7 @@ def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> 
     if w.shape[-1] % gs:
         raise GemmaError(f"{path}: last dimension {w.shape[-1]} is not a multiple of the "
                          f"group size {gs}")
-    if not search:
+    if not search and not spec.symmetric:
         wq, scales, biases = mx.quantize(w, gs, spec.bits)
         return {f"{path}.weight": wq, f"{path}.scales": scales, f"{path}.biases": biases}
     rows = w.shape[0]
@@ -136,7 +150,8 @@ def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> 
     packed, scales, biases = [], [], []
     for r in range(0, rows, step):
         part = w[r : r + step].astype(mx.float32)
-        q, s, b = _search(part.reshape(-1, gs), spec.bits)
+        grid = _symmetric if spec.symmetric else _search
+        q, s, b = grid(part.reshape(-1, gs), spec.bits)
         n = part.shape[0]
         packed.append(pack_bits(np.array(q.astype(mx.uint8)).reshape(n, -1), spec.bits))
         scales.append(s.reshape(n, -1).astype(w.dtype))

@@ -160,3 +160,18 @@ def test_search_recovers_a_coarser_grid_and_beats_min_max():
         errs.append(float(((mx.dequantize(t["x.weight"], t["x.scales"], t["x.biases"], 64, 4)
                             - g) ** 2).mean()))
     assert errs[0] < 0.9 * errs[1]
+
+
+def test_qat_recipe_keeps_the_q4_0_grid():
+    """QAT weights are trained for Q4_0 (d = -absmax/8): the recipe quantizes onto that grid."""
+    from gemma_mlx.quantize import recipe
+
+    rng = np.random.default_rng(1)
+    d = np.abs(rng.normal(size=(64, 20, 1))).astype(np.float32) * 0.01
+    q = rng.integers(0, 16, size=(64, 20, 32)).astype(np.float32)
+    q[:, :, 0] = 0  # the group's extreme sits at level 0, as Q4_0 puts it
+    w = mx.array((d * (q - 8)).reshape(64, 640))
+    spec = recipe("qat")("model.layers.0.mlp.up_proj")
+    t = quantize_tensor("x", w, spec)
+    back = mx.dequantize(t["x.weight"], t["x.scales"], t["x.biases"], 32, 4)
+    assert spec.bpw == 5.0 and mx.abs(back - w).max().item() < 1e-6

@@ -211,3 +211,15 @@ def test_lora_cli_reports_bad_data_with_file_and_line(tmp_path, capsys):
     assert main(["lora", "--train", "--model", str(model_dir), "--data", str(data)]) == 1
     err = capsys.readouterr().err
     assert "train.jsonl:2:" in err and "Traceback" not in err
+
+
+def test_gradient_checkpointing_gives_the_same_training(tmp_path):
+    curves = []
+    for checkpoint in (False, True):
+        mx.random.seed(0)
+        model = _model(rank=4)
+        args = TrainingArgs(iters=3, batch_size=2, learning_rate=1e-3, save_every=3,
+                            grad_checkpoint=checkpoint)
+        curves.append(train(model, {"train": _data()}, args, tmp_path / str(checkpoint),
+                            {"num_layers": 3}))
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
