@@ -57,7 +57,8 @@ def _source_tensors(path: Path, dequantize: bool) -> tuple[dict, Iterator, Token
                 shard = mx.load(str(f))
             except Exception as e:
                 raise GemmaError(f"{f}: cannot read safetensors ({e})") from None
-            yield from shard.items()
+            for name in list(shard):
+                yield name, shard.pop(name)  # the shard's dict must not keep it alive
 
     return config, tensors(), None
 
