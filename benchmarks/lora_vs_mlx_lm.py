@@ -87,7 +87,9 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps),
                                   "--child", engine, str(length)], capture_output=True, text=True)
             if out.returncode:
-                print(f"{length:6} {engine:10} failed: {out.stderr.strip().splitlines()[-1]}")
+                why = (out.stderr.strip().splitlines() or [f"killed (signal {-out.returncode}"
+                                                           ", out of memory?)"])[-1]
+                print(f"{length:6} {engine:10} failed: {why}")
                 continue
             rows[engine] = r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{length:6} {engine:10} {r['tok_s']:8.1f} {r['peak_gb']:8.2f} {r['loss']:7.3f}",

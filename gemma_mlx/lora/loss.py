@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-CHUNK = 256  # target positions whose logits exist at the same time
+CHUNK = 128  # target positions whose logits exist at the same time
 
 
 def _chunk_nll(head: Callable, h: mx.array, targets: mx.array) -> mx.array:
