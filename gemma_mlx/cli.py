@@ -98,6 +98,8 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{k}: {d}" for k, (d, _) in RECIPES.items()))
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--dequantize", action="store_true", help="write float weights")
+    p.add_argument("--vision-bits", type=int, choices=[8], default=None,
+                   help="quantize the vision tower's linear layers (default: keep in float)")
     p.add_argument("--no-search", action="store_true",
                    help="MLX's min/max grids instead of the least-error search")
     p.add_argument("--no-report", action="store_true",
@@ -113,6 +115,7 @@ def run_convert(args: argparse.Namespace) -> None:
         args.hf_path, args.mlx_path, quantize=args.quantize, q_bits=args.q_bits,
         q_group_size=args.q_group_size, dtype=args.dtype, quant_recipe=args.quant_recipe,
         dequantize=args.dequantize, force=args.force, search=not args.no_search,
+        vision_bits=args.vision_bits,
     )
     line = (f"Wrote {summary['path']}: {summary['bytes'] / 1e9:.3f} GB "
             f"in {summary['shards']} shard(s)")

@@ -14,7 +14,7 @@ import mlx.core as mx
 from .config import ModelConfig
 from .errors import GemmaError
 from .loading import atomic_directory, resolve, weight_files
-from .quantize import RECIPES, quantizable, quantize_tensor, recipe
+from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
 from .tokenizer import Tokenizer, spm_from_gguf_vocab
 
 MAX_SHARD_BYTES = 5 << 30
@@ -137,11 +137,12 @@ def convert(
     hf_path: str | Path, mlx_path: str | Path, *, quantize: bool = False, q_bits: int = 4,
     q_group_size: int = 64, dtype: str | None = None, quant_recipe: str | None = None,
     dequantize: bool = False, force: bool = False, search: bool = True,
-    max_shard_bytes: int = MAX_SHARD_BYTES,
+    max_shard_bytes: int = MAX_SHARD_BYTES, vision_bits: int | None = None,
 ) -> dict[str, Any]:
     """Convert a checkpoint; returns a summary (bits per weight, sizes, paths).
 
-    Reads and writes one tensor at a time, so memory stays near one shard.
+    Reads and writes one tensor at a time, so memory stays near one shard. The vision tower
+    and projector stay in float unless `vision_bits` (8) quantizes the tower's linear layers.
     """
     from tqdm import tqdm
 
@@ -151,6 +152,9 @@ def convert(
     if dtype is not None and dtype not in DTYPES:
         raise GemmaError(f"--dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     policy = recipe(quant_recipe, q_bits, q_group_size) if quantize or quant_recipe else None
+    if vision_bits not in (None, 8):
+        raise GemmaError("--vision-bits must be 8 (or unset to keep the vision tower in float)")
+    vision_spec = Spec(vision_bits, 64) if vision_bits else None
     config, items, tokenizer = _source_tensors(src, dequantize or policy is not None)
     cfg = ModelConfig.from_dict(config, str(src))  # validates the architecture
     if cfg.quantization and (policy is not None or dequantize):
@@ -168,6 +172,9 @@ def convert(
             spec = None
             if policy and name.endswith(".weight") and quantizable(path, arr.shape):
                 spec = policy(path)
+            elif vision_spec and name.endswith(".weight") and vision_quantizable(
+                    path, arr.shape, vision_spec.group_size):
+                spec = vision_spec
             if spec is None:
                 writer.add(name, arr)
                 bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0
@@ -178,7 +185,7 @@ def convert(
                 bits += spec.bpw * arr.size
             count += arr.size
         writer.finish()
-        _write_config(tmp, config, entries, q_bits, q_group_size, dtype, policy is not None,
+        _write_config(tmp, config, entries, q_bits, q_group_size, dtype, bool(entries),
                       dequantize)
         _copy_tokenizer(src, tmp, tokenizer)
     return {"path": out, "bpw": bits / max(count, 1) if entries else None,

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
+from .attention import Blocks, image_blocks
 from .errors import GemmaError
+from .image_processing import ImageInput
+from .prompt import build_inputs
 from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
 
 
@@ -36,11 +40,15 @@ def generate_step(
     logits_processors: list[LogitsProcessor] | None = None,
     prefill_step_size: int = 512,
     cache: list | None = None,
+    input_embeddings: mx.array | None = None,
+    image_blocks: Blocks = (),
 ) -> Iterator[int]:
     """Yield generated token ids for a 1-D prompt; the prompt is prefilled in chunks.
 
     Logits are computed for the last position only: the 262K-row head over a whole
-    prompt would cost more than the rest of the prefill.
+    prompt would cost more than the rest of the prefill. With images, `input_embeddings`
+    [L, hidden] carry the merged image rows and `image_blocks` their spans; a chunk never
+    splits an image.
     """
     sampler = sampler or make_sampler()
     processors = logits_processors or []
@@ -50,18 +58,24 @@ def generate_step(
             c.reserve(prompt.size + max_tokens)
     tokens = prompt.tolist()
 
-    def step(ids: mx.array) -> mx.array:
-        h = model.model(ids[None], cache)
-        logits = model.logits(h[:, -1, :]).astype(mx.float32)
+    def sampler_step(h: mx.array) -> mx.array:
+        logits = model.logits(h).astype(mx.float32)
         for p in processors:
             logits = p(tokens, logits)
         return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
-    head, last = prompt[:-1], prompt[-1:]
-    for start in range(0, head.size, prefill_step_size):
-        model.model(head[start : start + prefill_step_size][None], cache)
-        mx.eval([c.state for c in cache])
-    y = step(last)
+    def step(ids: mx.array) -> mx.array:
+        return sampler_step(model.model(ids[None], cache)[:, -1, :])
+
+    bounds = prefill_chunks(prompt.size, prefill_step_size, image_blocks)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        ids = None if input_embeddings is not None else prompt[a:b][None]
+        emb = None if input_embeddings is None else input_embeddings[None, a:b]
+        blocks = [(s, e) for s, e in image_blocks if a <= s < b]
+        h = model.model(ids, cache, emb, image_blocks=blocks)
+        if b < prompt.size:
+            mx.eval([c.state for c in cache])
+    y = sampler_step(h[:, -1, :])
     mx.async_eval(y)
     for n in range(max_tokens):
         token = y.item()
@@ -70,6 +84,19 @@ def generate_step(
             y = step(mx.array([token]))
             mx.async_eval(y)
         yield token
+
+
+def prefill_chunks(length: int, step: int, blocks: Blocks = ()) -> list[int]:
+    """Chunk boundaries 0 = b0 < b1 < ... = length, about `step` apart, none inside an image
+    block (a cut inside one moves to the block's start, or its end if it starts the chunk)."""
+    bounds = [0]
+    while bounds[-1] < length:
+        cut = min(bounds[-1] + step, length)
+        for s, e in blocks:
+            if s < cut < e:
+                cut = s if s > bounds[-1] else e
+        bounds.append(cut)
+    return bounds
 
 
 class StreamingDetokenizer:
@@ -100,6 +127,33 @@ def _prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
     return [int(t) for t in prompt]
 
 
+def _multimodal_prompt(
+    model: Any, tokenizer: Any, prompt: str | list[int], images: list[ImageInput],
+    pan_and_scan: bool,
+) -> tuple[list[int], mx.array, Blocks]:
+    """Token ids, embeddings [L, hidden] with the image rows merged, and the image blocks.
+
+    Images are encoded one at a time, so the vision tower's peak memory is one image's.
+    """
+    if not hasattr(model, "get_image_features"):
+        raise GemmaError("this model has no vision tower: images need a Gemma 3 4B/12B/27B "
+                         "(Gemma3ForConditionalGeneration) checkpoint")
+    if tokenizer is None or not isinstance(prompt, str):
+        raise GemmaError("a prompt with images must be text (with a tokenizer), not token ids")
+    vision = model.vision_config
+    ids, pixels = build_inputs(tokenizer, prompt, list(images), image_size=vision.image_size,
+                               tokens_per_image=model.mm_tokens_per_image,
+                               pan_and_scan=pan_and_scan)
+    features = []
+    for p in pixels:
+        features.append(model.get_image_features(mx.array(p[None])))
+        mx.eval(features[-1])
+    x = mx.array(ids)[None]
+    embeddings = model.embed(x, image_features=mx.concatenate(features))[0]
+    mx.eval(embeddings)
+    return ids, embeddings, image_blocks(np.array(ids), model.image_token_index)
+
+
 def stream_generate(
     model: Any,
     tokenizer: Any,
@@ -113,15 +167,26 @@ def stream_generate(
     seed: int | None = None,
     prefill_step_size: int = 512,
     kv_bits: int | None = None,
+    images: list[ImageInput] | None = None,
+    pan_and_scan: bool = False,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
     """Generate from `prompt` (text or ids), yielding a GenerationResponse per token.
 
-    `kv_bits` (8 or 4) keeps the KV caches quantized.
+    `kv_bits` (8 or 4) keeps the KV caches quantized. `images` (paths or PIL images) go to
+    the `<start_of_image>` placeholders of a text prompt, in order (before the text if it has
+    none); `pan_and_scan` adds crops of wide or tall images.
     """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
-    ids = _prompt_ids(tokenizer, prompt)
+    mx.reset_peak_memory()
+    start = time.perf_counter()
+    embeddings, blocks = None, ()
+    if images:
+        ids, embeddings, blocks = _multimodal_prompt(model, tokenizer, prompt, images,
+                                                     pan_and_scan)
+    else:
+        ids = _prompt_ids(tokenizer, prompt)
     context = model.config.max_position_embeddings
     if not ids:
         raise GemmaError("the prompt is empty")
@@ -133,13 +198,12 @@ def stream_generate(
     processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
     stops = getattr(tokenizer, "eos_token_ids", set()) if tokenizer is not None else set()
     detok = StreamingDetokenizer(tokenizer) if tokenizer is not None else None
-    mx.reset_peak_memory()
-    start = time.perf_counter()
     steps = generate_step(
         mx.array(ids), model, max_tokens=max_tokens,
         sampler=make_sampler(temperature, top_p, top_k, min_p),
         logits_processors=processors, prefill_step_size=prefill_step_size,
-        cache=model.make_cache(kv_bits=kv_bits),
+        cache=model.make_cache(kv_bits=kv_bits), input_embeddings=embeddings,
+        image_blocks=blocks,
     )
     prompt_tps, gen_start = 0.0, start
     for n, token in enumerate(steps, start=1):

@@ -16,7 +16,9 @@ import mlx.nn as nn
 
 from .config import ModelConfig
 from .errors import GemmaError
+from .models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
 from .models.text import Gemma3ForCausalLM, text_key
+from .prompt import IMAGE_TOKEN
 from .tokenizer import Tokenizer, spm_from_gguf_vocab
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
@@ -73,7 +75,8 @@ def weight_files(path: Path) -> list[Path]:
 def _quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, Any]) -> None:
     """Turn into quantized layers exactly the modules whose weights come with scales."""
 
-    own_specs = {text_key(k): v for k, v in quant.items() if isinstance(v, dict)}
+    own_specs = {text_key(k) or multimodal_key(k): v for k, v in quant.items()
+                 if isinstance(v, dict)}
 
     def predicate(name: str, module: nn.Module):
         if f"{name}.scales" not in weights:
@@ -88,8 +91,15 @@ def _quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, A
 
 
 def build_model(config: ModelConfig, weights: dict[str, Any], source: str) -> Gemma3ForCausalLM:
-    """Instantiate the model, quantize as the weights say, and load them strictly."""
-    model = Gemma3ForCausalLM(config.text)
+    """Instantiate the model, quantize as the weights say, and load them strictly.
+
+    A config with a vision_config gives a Gemma3ForConditionalGeneration; a text-only
+    conversion of a multimodal checkpoint (no vision weights) gives the text model.
+    """
+    if config.vision is not None and any(multimodal_key(k) for k in weights):
+        model = Gemma3ForConditionalGeneration(config)
+    else:
+        model = Gemma3ForCausalLM(config.text)
     weights = model.sanitize(weights)
     if any(k.endswith(".scales") for k in weights):
         _quantize_like(model, weights, config.quantization or {})
@@ -120,6 +130,8 @@ def load(
         tokenizer = Tokenizer.from_dir(path)
     else:
         raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
+    if tokenizer is not None and isinstance(model, Gemma3ForConditionalGeneration):
+        tokenizer.add_special_token(IMAGE_TOKEN, model.image_token_index)
     if dtype is not None:
         model.set_dtype(dtype)
     if adapter_path is not None:

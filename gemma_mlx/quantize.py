@@ -17,6 +17,7 @@ _EMBED = re.compile(r"(^|\.)embed_tokens$")
 _LINEAR = re.compile(r"(^|\.)layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)$")
 _HEAD = re.compile(r"(^|\.)lm_head$")
 _VISION = ("vision_tower", "multi_modal_projector")
+_VISION_LINEAR = re.compile(r"^vision_tower\..*layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ def quantizable(path: str, shape: tuple[int, ...]) -> bool:
     if any(v in path for v in _VISION) or len(shape) != 2:
         return False
     return bool(_EMBED.search(path) or _LINEAR.search(path) or _HEAD.search(path))
+
+
+def vision_quantizable(path: str, shape: tuple[int, ...], group_size: int) -> bool:
+    """SigLIP's linear layers whose input width the groups divide (fc2's 4304 is not a
+    multiple of 32, so it stays in float, as in mlx-vlm)."""
+    return bool(_VISION_LINEAR.match(path)) and len(shape) == 2 and shape[1] % group_size == 0
 
 
 def _kind(path: str) -> str:

@@ -91,6 +91,28 @@ class Tokenizer:
             raise GemmaError(f"{source}: not a SentencePiece model ({e})") from None
         return cls(sp=sp, model_proto=proto)
 
+    def add_special_token(self, token: str, token_id: int) -> None:
+        """Register a control token the vocabulary lacks, e.g. `<image_soft_token>` (262144),
+        which the 4B-27B checkpoints add beyond the 262,144 SentencePiece pieces."""
+        known = self.convert_tokens_to_ids(token)
+        if known == token_id:
+            return
+        if self._hf is not None:
+            from tokenizers import AddedToken
+
+            self._hf.add_special_tokens([AddedToken(token, special=True)])
+            if self._hf.token_to_id(token) != token_id:
+                raise GemmaError(f"tokenizer: cannot give {token} the id {token_id}")
+            return
+        if token_id < len(self._pieces) and not self._sp.is_unknown(token_id):
+            raise GemmaError(f"tokenizer: id {token_id} is already {self._pieces[token_id]!r}, "
+                             f"not {token}")
+        self._pieces += [""] * (token_id + 1 - len(self._pieces))
+        self._pieces[token_id] = token
+        self._special[token] = token_id
+        self.special_ids = self.special_ids | {token_id}
+        self._angle_only = self._angle_only and bool(_ANGLE.fullmatch(token))
+
     @property
     def vocab_size(self) -> int:
         return len(self._pieces)

@@ -7,7 +7,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from ..attention import attend
+from ..attention import Blocks, attend
 from ..cache import Cache, KVCache, RotatingKVCache
 from ..config import FULL, SLIDING, TextConfig
 from .layers import MLP, RMSNorm, apply_rope
@@ -39,7 +39,7 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
 
-    def __call__(self, x: mx.array, cache: Cache | None) -> mx.array:
+    def __call__(self, x: mx.array, cache: Cache | None, blocks: Blocks = ()) -> mx.array:
         b, n, _ = x.shape
         q = self.q_proj(x).reshape(b, n, self.n_heads, -1).transpose(0, 2, 1, 3)  # [B, H, L, D]
         k = self.k_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
@@ -47,7 +47,7 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)  # before RoPE, as in the reference
         offset = cache.offset if cache is not None else 0
         q, k = apply_rope(q, self.rope, offset), apply_rope(k, self.rope, offset)
-        out = attend(q, k, v, cache, scale=self.scale, window=self.window)
+        out = attend(q, k, v, cache, scale=self.scale, window=self.window, blocks=blocks)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, n, -1))
 
 
@@ -64,8 +64,9 @@ class DecoderLayer(nn.Module):
         self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
         self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
 
-    def __call__(self, x: mx.array, cache: Cache | None) -> mx.array:
-        h = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cache))
+    def __call__(self, x: mx.array, cache: Cache | None, blocks: Blocks = ()) -> mx.array:
+        h = x + self.post_attention_layernorm(
+            self.self_attn(self.input_layernorm(x), cache, blocks))
         return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
 
 
@@ -88,11 +89,14 @@ class TextModel(nn.Module):
         input_ids: mx.array | None,
         cache: list[Cache] | None = None,
         input_embeddings: mx.array | None = None,
+        image_blocks: Blocks | None = None,
     ) -> mx.array:
+        """Final hidden states; `image_blocks` are the image spans (absolute positions) whose
+        tokens attend to each other both ways."""
         h = self.embed(input_ids) if input_embeddings is None else input_embeddings
         cache = cache or [None] * len(self.layers)
         for layer, c in zip(self.layers, cache, strict=True):
-            h = layer(h, c)
+            h = layer(h, c, image_blocks or ())
         return self.norm(h)
 
 
