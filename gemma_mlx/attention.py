@@ -19,7 +19,6 @@ from .errors import GemmaError
 from .kernels.local_attention import local_attention
 from .kernels.ring_decode import ring_decode
 
-
 Blocks = Sequence[tuple[int, int]]  # [start, end) absolute positions of each image
 
 
@@ -33,7 +32,8 @@ def image_blocks(input_ids: np.ndarray, image_token_id: int, offset: int = 0) ->
         raise GemmaError("every row of a batch must place its images at the same positions")
     flags = np.concatenate([[False], is_image[0], [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(flags))
-    return tuple((offset + int(s), offset + int(e)) for s, e in zip(edges[::2], edges[1::2]))
+    starts, ends = edges[::2] + offset, edges[1::2] + offset
+    return tuple((int(s), int(e)) for s, e in zip(starts, ends, strict=True))
 
 
 def block_mask(qpos: mx.array, kpos: mx.array, window: int | None, blocks: Blocks) -> mx.array:

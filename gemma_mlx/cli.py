@@ -12,7 +12,8 @@ DEFAULT_PROMPT = "The capital of France is"
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint directory, .gguf file or HF repo id "
-                   "(default: the embedded Gemma 3 270M)")
+                   "(default: the embedded Gemma 3 270M; 'vision-demo': the same with a "
+                   "random-weight vision tower, for smoke tests)")
     p.add_argument("--system", help="system prompt (implies the chat template)")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--temp", type=float, default=0.0, help="0 = greedy")
@@ -25,6 +26,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="quantize the KV caches")
     p.add_argument("--prefill-step-size", type=int, default=512)
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
+    p.add_argument("--pan-and-scan", action="store_true",
+                   help="add crops of wide or tall images (transformers' pan-and-scan)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,8 +36,13 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate text from a prompt")
     _sampling_args(g)
     g.add_argument("--prompt", "-p", default=DEFAULT_PROMPT)
+    g.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="an image for the prompt (repeatable; needs a 4B-27B model, or "
+                   "--model vision-demo); implies the chat template")
     g.add_argument("--chat-template", action="store_true",
                    help="wrap the prompt in Gemma's chat template (for -it models)")
+    g.add_argument("--raw-prompt", action="store_true",
+                   help="never apply the chat template, even with --image")
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
@@ -137,14 +145,18 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict:
         max_tokens=args.max_tokens, temperature=args.temp, top_k=args.top_k, top_p=args.top_p,
         min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
         kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size,
+        pan_and_scan=args.pan_and_scan,
     )
 
 
 def _load(args: argparse.Namespace):
-    from .default_model import ensure_default_model
+    from .default_model import ensure_default_model, ensure_vision_demo_model
     from .loading import load
 
-    path = args.model or ensure_default_model()
+    if args.model == "vision-demo":
+        path = ensure_vision_demo_model()
+    else:
+        path = args.model or ensure_default_model()
     model, tokenizer = load(path, progress=True, adapter_path=args.adapter_path)
     if tokenizer is None:
         raise GemmaError(f"{path}: has no tokenizer (tokenizer.model or tokenizer.json)")
@@ -156,11 +168,14 @@ def run_generate(args: argparse.Namespace) -> None:
 
     model, tokenizer = _load(args)
     prompt = args.prompt
-    if args.chat_template or args.system:
+    if not args.raw_prompt and (args.chat_template or args.system or args.image):
         messages = [{"role": "system", "content": args.system}] if args.system else []
-        prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": prompt}])
+        content = [{"type": "image"} for _ in args.image] + [{"type": "text", "text": prompt}]
+        prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}],
+                                               tokenize=False)
     last = None
-    for last in stream_generate(model, tokenizer, prompt, **_sampling_kwargs(args)):
+    kwargs = _sampling_kwargs(args)
+    for last in stream_generate(model, tokenizer, prompt, images=args.image, **kwargs):
         print(last.text, end="", flush=True)
     if last is not None:
         print("\n" + "=" * 10)
@@ -172,11 +187,15 @@ def run_generate(args: argparse.Namespace) -> None:
 
 def run_chat(args: argparse.Namespace) -> None:
     from .generate import stream_generate
+    from .image_processing import load_image
 
     model, tokenizer = _load(args)
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
-    print("Chat with Gemma. /reset clears the history, /exit (or Ctrl-D) quits.")
+    images: list[str] = []  # every image of the conversation, in order
+    pending: list[str] = []  # images for the next message
+    print("Chat with Gemma. /image PATH adds an image to your next message, /reset clears "
+          "the history, /exit (or Ctrl-D) quits.")
     while True:
         try:
             line = input(">> ").strip()
@@ -186,16 +205,35 @@ def run_chat(args: argparse.Namespace) -> None:
         if line in ("/exit", "/quit"):
             return
         if line == "/reset":
-            history = []
+            history, images, pending = [], [], []
+            continue
+        if line.startswith("/image"):
+            path = line[len("/image"):].strip()
+            try:
+                load_image(path)  # fail now, not after the next message
+            except GemmaError as e:
+                print(f"error: {e}")
+                continue
+            pending.append(path)
+            print(f"[image {len(images) + len(pending)} attached to your next message]")
             continue
         if not line:
             continue
-        history.append({"role": "user", "content": line})
-        ids = tokenizer.apply_chat_template(system + history)
+        content = [{"type": "image"} for _ in pending] + [{"type": "text", "text": line}]
+        history.append({"role": "user", "content": content})
+        images, pending = images + pending, []
+        prompt = tokenizer.apply_chat_template(system + history, tokenize=False)
         reply = []
-        for r in stream_generate(model, tokenizer, ids, **_sampling_kwargs(args)):
-            print(r.text, end="", flush=True)
-            reply.append(r.text)
+        try:
+            for r in stream_generate(model, tokenizer, prompt, images=images,
+                                     **_sampling_kwargs(args)):
+                print(r.text, end="", flush=True)
+                reply.append(r.text)
+        except GemmaError as e:  # e.g. images on a text-only model: drop the turn, go on
+            print(f"error: {e}")
+            history.pop()
+            images = images[: len(images) - (len(content) - 1)]
+            continue
         print()
         history.append({"role": "assistant", "content": "".join(reply)})
 

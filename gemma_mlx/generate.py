@@ -68,7 +68,7 @@ def generate_step(
         return sampler_step(model.model(ids[None], cache)[:, -1, :])
 
     bounds = prefill_chunks(prompt.size, prefill_step_size, image_blocks)
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         ids = None if input_embeddings is not None else prompt[a:b][None]
         emb = None if input_embeddings is None else input_embeddings[None, a:b]
         blocks = [(s, e) for s, e in image_blocks if a <= s < b]

@@ -6,14 +6,13 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import GemmaError
 
-ImageInput = Union[str, Path, Image.Image]
+ImageInput = str | Path | Image.Image
 # Decompression-bomb cap: a 100 MP photo is 300 MB as RGB; PIL's own limit is 89 MP (warning)
 # and 179 MP (error), and a crafted PNG can claim gigapixels in a few KB.
 MAX_PIXELS = 100_000_000

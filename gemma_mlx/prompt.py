@@ -27,7 +27,7 @@ def expand_image_placeholders(text: str, num_crops: list[int], tokens_per_image:
                          f"for {len(num_crops)} image(s)")
     seq = image_sequence(tokens_per_image)
     out = [parts[0]]
-    for crops, part in zip(num_crops, parts[1:]):
+    for crops, part in zip(num_crops, parts[1:], strict=True):
         if crops:
             out.append(f"Here is the original image {seq} and here are some crops to help you "
                        "see better " + " ".join([seq] * crops))

@@ -17,7 +17,8 @@ _EMBED = re.compile(r"(^|\.)embed_tokens$")
 _LINEAR = re.compile(r"(^|\.)layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)$")
 _HEAD = re.compile(r"(^|\.)lm_head$")
 _VISION = ("vision_tower", "multi_modal_projector")
-_VISION_LINEAR = re.compile(r"^vision_tower\..*layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])$")
+_VISION_LINEAR = re.compile(
+    r"^vision_tower\..*layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])$")
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,21 @@ def _f64(x) -> np.ndarray:
     return np.array(x, dtype=np.float64)
 
 
-def masked_attention(q, k, v, scale: float, qpos: np.ndarray, kpos: np.ndarray, window: int):
-    """q [B, Hq, Lq, D] at qpos over k, v [B, Hkv, Lk, D] at kpos: causal, windowed if set."""
+def masked_attention(q, k, v, scale: float, qpos: np.ndarray, kpos: np.ndarray, window: int,
+                     blocks=()):
+    """q [B, Hq, Lq, D] at qpos over k, v [B, Hkv, Lk, D] at kpos: causal, windowed if set.
+
+    `blocks` ([start, end) image spans): transformers' Gemma 3 mask, AND(window, OR(causal,
+    same block)), written from its definition.
+    """
     q, k, v = (_f64(x) for x in (q, k, v))
     rep = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
     s = q @ k.swapaxes(-1, -2) * scale
     qp, kp = qpos[:, None], kpos[None, :]
-    ok = (kp <= qp) & ((kp > qp - window) if window else True)
+    block_of = {p: i for i, (a, b) in enumerate(blocks) for p in range(a, b)}
+    same = np.array([[block_of.get(a, -1) == block_of.get(b, -2) for b in kpos] for a in qpos])
+    ok = ((kp <= qp) | same) & ((kp > qp - window) if window else True)
     s = np.where(ok, s, -np.inf)
     p = np.exp(s - s.max(-1, keepdims=True))
     return (p / p.sum(-1, keepdims=True)) @ v

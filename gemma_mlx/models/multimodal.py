@@ -52,7 +52,8 @@ class Gemma3ForConditionalGeneration(Gemma3ForCausalLM):
     def __init__(self, config: ModelConfig):
         super().__init__(config.text)
         raw = config.raw
-        self.vision_config = VisionConfig.from_dict(config.vision or {}, "config.json vision_config")
+        self.vision_config = VisionConfig.from_dict(config.vision or {},
+                                                    "config.json vision_config")
         self.image_token_index = int(raw.get("image_token_index", 262144))
         self.boi_token_index = int(raw.get("boi_token_index", 255999))
         self.eoi_token_index = int(raw.get("eoi_token_index", 256000))

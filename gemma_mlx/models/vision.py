@@ -1,4 +1,4 @@
-"""The SigLIP vision tower of Gemma 3 (HF names: embeddings.*, encoder.layers.N.*, post_layernorm)."""
+"""Gemma 3's SigLIP vision tower, with HF names (embeddings, encoder.layers.N, post_layernorm)."""
 
 from __future__ import annotations
 
