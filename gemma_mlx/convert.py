@@ -154,7 +154,7 @@ def convert(
     policy = recipe(quant_recipe, q_bits, q_group_size) if quantize or quant_recipe else None
     if vision_bits not in (None, 8):
         raise GemmaError("--vision-bits must be 8 (or unset to keep the vision tower in float)")
-    vision_spec = Spec(vision_bits, 64) if vision_bits else None
+    vision_specs = [Spec(vision_bits, g) for g in (64, 32)] if vision_bits else []
     config, items, tokenizer = _source_tensors(src, dequantize or policy is not None)
     cfg = ModelConfig.from_dict(config, str(src))  # validates the architecture
     if cfg.quantization and (policy is not None or dequantize):
@@ -172,9 +172,9 @@ def convert(
             spec = None
             if policy and name.endswith(".weight") and quantizable(path, arr.shape):
                 spec = policy(path)
-            elif vision_spec and name.endswith(".weight") and vision_quantizable(
-                    path, arr.shape, vision_spec.group_size):
-                spec = vision_spec
+            elif name.endswith(".weight"):  # groups of 64, else 32, else float
+                spec = next((v for v in vision_specs
+                             if vision_quantizable(path, arr.shape, v.group_size)), None)
             if spec is None:
                 writer.add(name, arr)
                 bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0

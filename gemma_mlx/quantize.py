@@ -43,8 +43,8 @@ def quantizable(path: str, shape: tuple[int, ...]) -> bool:
 
 
 def vision_quantizable(path: str, shape: tuple[int, ...], group_size: int) -> bool:
-    """SigLIP's linear layers whose input width the groups divide (fc2's 4304 is not a
-    multiple of 32, so it stays in float, as in mlx-vlm)."""
+    """SigLIP's linear layers whose input width the groups divide (fc2's 4304 is a multiple
+    of neither 64 nor 32, so it stays in float, as in mlx-vlm)."""
     return bool(_VISION_LINEAR.match(path)) and len(shape) == 2 and shape[1] % group_size == 0
 
 

@@ -288,3 +288,23 @@ def test_image_generation_and_chat_end_to_end(images):
     assert chat.returncode == 0, chat.stderr
     assert "[image 1 attached" in chat.stdout and "no such image file" in chat.stdout
     assert chat.stdout.count(">> ") == 5 and "Traceback" not in chat.stderr
+
+
+def test_convert_keeps_or_quantizes_the_vision_tower(tmp_path, tiny):
+    from gemma_mlx.convert import convert
+    from gemma_mlx.models.quantized import QuantizedLinear
+
+    r = _ref("tiny")
+    ids, px = mx.array(r["two.input_ids"]), mx.array(r["two.pixel_values"])
+    for bits in (None, 8):
+        out = tmp_path / f"vision-{bits}"
+        convert(VISION / "tiny", out, vision_bits=bits)
+        model = load(out)[0]
+        q = model.vision_tower.encoder.layers[0].self_attn.q_proj
+        assert isinstance(q, QuantizedLinear) == (bits == 8)
+        assert isinstance(model.vision_tower.encoder.layers[0].mlp.fc1, type(q))
+        err = _max_diff(model(ids, pixel_values=px), r["two.logits"])
+        # 8 bits: about 1/500 of the logits' range (observed 0.2 of +-40)
+        assert err <= (TOL if bits is None else 0.01 * np.abs(r["two.logits"]).max()), err
+    with pytest.raises(GemmaError, match="vision-bits"):
+        convert(VISION / "tiny", tmp_path / "bad", vision_bits=4)

@@ -41,10 +41,10 @@ def checkpoint_layers(model: nn.Module) -> None:
     for layer in model.layers:
         cls = type(layer)
 
-        def call(self, x, cache, _fn=cls.__call__):
+        def call(self, x, cache, blocks=(), _fn=cls.__call__):
             def inner(params, x):
                 self.update(params)
-                return _fn(self, x, cache)
+                return _fn(self, x, cache, blocks)
 
             return mx.checkpoint(inner)(self.trainable_parameters(), x)
 

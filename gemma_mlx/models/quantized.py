@@ -5,6 +5,8 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .cpu_streams import cpu_streams
+
 # MLX's CPU quantized matmul is a plain loop: fine for one decode token, ~50x slower than
 # dequantize-then-BLAS for a prefill chunk. On Metal the quantized kernels win, so this
 # applies to the CPU backend only.
@@ -30,7 +32,6 @@ class QuantizedLinear(nn.QuantizedLinear):
 
 
 HEAD_SPLIT = 2  # CPU streams sharing a decode step's output-head product
-_streams: list = []
 
 
 def _split_matvec(layer: nn.Module, x: mx.array) -> mx.array:
@@ -44,11 +45,9 @@ def _split_matvec(layer: nn.Module, x: mx.array) -> mx.array:
                  for i in range(0, w.shape[0], n)]
         cached = (w, parts)
         object.__setattr__(layer, "_split", cached)  # not a parameter
-    while len(_streams) < len(cached[1]):
-        _streams.append(mx.new_stream(mx.cpu))
     outs = [mx.quantized_matmul(x, wq, sc, b, transpose=True, group_size=layer.group_size,
                                 bits=layer.bits, mode=layer.mode, stream=st)
-            for (wq, sc, b), st in zip(cached[1], _streams, strict=False)]
+            for (wq, sc, b), st in zip(cached[1], cpu_streams(len(cached[1])), strict=True)]
     return mx.concatenate(outs, axis=-1)
 
 

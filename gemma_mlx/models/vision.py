@@ -9,9 +9,12 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..errors import GemmaError
+from .cpu_streams import map_slices
 from .quantized import Linear
 
-QUERY_CHUNK = 1024  # queries per attention step: bounds the score matrix at 16 x 1024 x 4096
+# Queries per attention step: bounds the score matrix at 16 x 256 x 4096 (64 MB in float32,
+# where one 4096 x 4096 product would take 1 GB).
+QUERY_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,9 @@ class Attention(nn.Module):
             return t.reshape(b, n, self.heads, -1).transpose(0, 2, 1, 3)
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        out = mx.concatenate([
-            mx.fast.scaled_dot_product_attention(q[:, :, s : s + QUERY_CHUNK], k, v,
-                                                 scale=self.scale)
-            for s in range(0, n, QUERY_CHUNK)
-        ], axis=2)
+        out = map_slices(
+            lambda qs: mx.fast.scaled_dot_product_attention(qs, k, v, scale=self.scale),
+            q, axis=2, size=QUERY_CHUNK)
         return self.out_proj(out.transpose(0, 2, 1, 3).reshape(b, n, -1))
 
 
@@ -124,7 +125,8 @@ class EncoderLayer(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         x = x + self.self_attn(self.layer_norm1(x))
-        return x + self.mlp(self.layer_norm2(x))
+        # Row slices: on the CPU, LayerNorm and GELU run on one thread per stream.
+        return x + map_slices(lambda r: self.mlp(self.layer_norm2(r)), x, axis=1, size=x.shape[1])
 
 
 class Encoder(nn.Module):
