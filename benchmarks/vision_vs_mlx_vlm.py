@@ -107,8 +107,7 @@ def prompt(images: int, text_tokens: int) -> list[int]:
 
 
 def vision_ours(model, pixels: mx.array) -> mx.array:
-    return mx.concatenate([model.get_image_features(pixels[i : i + 1])
-                           for i in range(pixels.shape[0])])
+    return model.encode_images(pixels)
 
 
 def vision_vlm(model, pixels: mx.array) -> mx.array:
@@ -120,12 +119,7 @@ def prefill_ours(model, ids: list[int], pixels: mx.array, image_mask: bool = Tru
     """What stream_generate does: images one by one, merged rows, chunks that keep images.
 
     image_mask=False decodes the images causally, as mlx-vlm does."""
-    x = mx.array(ids)[None]
-    feats = []
-    for i in range(pixels.shape[0]):
-        feats.append(model.get_image_features(pixels[i : i + 1]))
-        mx.eval(feats[-1])
-    emb = model.embed(x, image_features=mx.concatenate(feats))
+    emb = model.embed(mx.array(ids)[None], image_features=model.encode_images(pixels))
     blocks = image_blocks(np.array(ids), IMAGE) if image_mask else ()
     cache = model.make_cache()
     bounds = prefill_chunks(len(ids), 2048, blocks)

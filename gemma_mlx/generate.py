@@ -131,10 +131,7 @@ def _multimodal_prompt(
     model: Any, tokenizer: Any, prompt: str | list[int], images: list[ImageInput],
     pan_and_scan: bool,
 ) -> tuple[list[int], mx.array, Blocks]:
-    """Token ids, embeddings [L, hidden] with the image rows merged, and the image blocks.
-
-    Images are encoded one at a time, so the vision tower's peak memory is one image's.
-    """
+    """Token ids, embeddings [L, hidden] with the image rows merged, and the image blocks."""
     if not hasattr(model, "get_image_features"):
         raise GemmaError("this model has no vision tower: images need a Gemma 3 4B/12B/27B "
                          "(Gemma3ForConditionalGeneration) checkpoint")
@@ -144,12 +141,8 @@ def _multimodal_prompt(
     ids, pixels = build_inputs(tokenizer, prompt, list(images), image_size=vision.image_size,
                                tokens_per_image=model.mm_tokens_per_image,
                                pan_and_scan=pan_and_scan)
-    features = []
-    for p in pixels:
-        features.append(model.get_image_features(mx.array(p[None])))
-        mx.eval(features[-1])
-    x = mx.array(ids)[None]
-    embeddings = model.embed(x, image_features=mx.concatenate(features))[0]
+    features = model.encode_images(mx.array(pixels))
+    embeddings = model.embed(mx.array(ids)[None], image_features=features)[0]
     mx.eval(embeddings)
     return ids, embeddings, image_blocks(np.array(ids), model.image_token_index)
 

@@ -67,6 +67,15 @@ class Gemma3ForConditionalGeneration(Gemma3ForCausalLM):
         """[N, 3, H, W] -> [N, mm_tokens_per_image, text hidden]."""
         return self.multi_modal_projector(self.vision_tower(pixel_values))
 
+    def encode_images(self, pixel_values: mx.array) -> mx.array:
+        """get_image_features one image at a time, each evaluated before the next, so the
+        tower's peak memory is one image's whatever the count (inference only)."""
+        feats = []
+        for i in range(pixel_values.shape[0]):
+            feats.append(self.get_image_features(pixel_values[i : i + 1]))
+            mx.eval(feats[-1])
+        return mx.concatenate(feats)
+
     def embed(
         self, input_ids: mx.array, pixel_values: mx.array | None = None,
         image_features: mx.array | None = None,
