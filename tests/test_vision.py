@@ -308,3 +308,16 @@ def test_convert_keeps_or_quantizes_the_vision_tower(tmp_path, tiny):
         assert err <= (TOL if bits is None else 0.01 * np.abs(r["two.logits"]).max()), err
     with pytest.raises(GemmaError, match="vision-bits"):
         convert(VISION / "tiny", tmp_path / "bad", vision_bits=4)
+
+
+def test_encode_images_reuses_features_of_seen_images(tiny, monkeypatch):
+    r = _ref("tiny")
+    px = mx.array(r["two.pixel_values"])
+    first = np.array(tiny.encode_images(px))
+    calls = []
+    real = tiny.get_image_features
+    monkeypatch.setattr(tiny, "get_image_features", lambda p: calls.append(1) or real(p),
+                        raising=False)
+    again = tiny.encode_images(mx.concatenate([px[1:], px[:1], px[:1] * 0.5]))
+    assert len(calls) == 1  # only the new third image goes through the tower
+    assert np.array_equal(np.array(again)[:2], first[::-1])

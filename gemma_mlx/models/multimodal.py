@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import mlx.core as mx
@@ -16,6 +18,7 @@ from .layers import RMSNorm
 from .text import Gemma3ForCausalLM
 from .vision import VisionConfig, VisionTower
 
+IMAGE_CACHE = 16
 _PREFIXES = (("vision_tower.", "vision_tower."), ("model.vision_tower.", "vision_tower."),
              ("multi_modal_projector.", "multi_modal_projector."),
              ("model.multi_modal_projector.", "multi_modal_projector."))
@@ -69,11 +72,23 @@ class Gemma3ForConditionalGeneration(Gemma3ForCausalLM):
 
     def encode_images(self, pixel_values: mx.array) -> mx.array:
         """get_image_features one image at a time, each evaluated before the next, so the
-        tower's peak memory is one image's whatever the count (inference only)."""
+        tower's peak memory is one image's whatever the count (inference only).
+
+        The last IMAGE_CACHE images' features are kept, keyed by their pixels: a chat resends
+        every image of the conversation each turn, and the tower is the costly part.
+        """
+        cache = self.__dict__.setdefault("_image_cache", OrderedDict())
         feats = []
         for i in range(pixel_values.shape[0]):
-            feats.append(self.get_image_features(pixel_values[i : i + 1]))
-            mx.eval(feats[-1])
+            pixels = pixel_values[i : i + 1]
+            key = hashlib.blake2b(np.asarray(pixels.astype(mx.float32)).tobytes()).digest()
+            if key not in cache:
+                cache[key] = self.get_image_features(pixels)
+                mx.eval(cache[key])
+                while len(cache) > IMAGE_CACHE:
+                    cache.popitem(last=False)
+            cache.move_to_end(key)
+            feats.append(cache[key])
         return mx.concatenate(feats)
 
     def embed(
