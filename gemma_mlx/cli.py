@@ -164,7 +164,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_generate(args: argparse.Namespace) -> None:
-    from .generate import stream_generate
+    from .generation.generate import stream_generate
 
     model, tokenizer = _load(args)
     prompt = args.prompt
@@ -186,7 +186,7 @@ def run_generate(args: argparse.Namespace) -> None:
 
 
 def run_chat(args: argparse.Namespace) -> None:
-    from .generate import stream_generate
+    from .generation.generate import stream_generate
     from .image_processing import load_image
 
     model, tokenizer = _load(args)

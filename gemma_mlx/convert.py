@@ -15,7 +15,7 @@ from .config import ModelConfig
 from .errors import GemmaError
 from .loading import atomic_directory, resolve, weight_files
 from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
-from .tokenizer import Tokenizer, spm_from_gguf_vocab
+from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
 
 MAX_SHARD_BYTES = 5 << 30
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}

@@ -37,7 +37,7 @@ def ensure_default_model(progress: bool = True) -> Path:
     """Path of the default model converted to MLX, importing it on first use."""
     from .gguf import read_gguf
     from .loading import save
-    from .tokenizer import Tokenizer, spm_from_gguf_vocab
+    from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
 
     target = cache_dir() / NAME
     if (target / "config.json").is_file():
@@ -71,7 +71,7 @@ def ensure_vision_demo_model(progress: bool = True) -> Path:
     import mlx.core as mx
 
     from .loading import save, weight_files
-    from .tokenizer import Tokenizer
+    from .text.tokenizer import Tokenizer
 
     target = cache_dir() / VISION_DEMO
     if (target / "config.json").is_file():

@@ -19,7 +19,7 @@ from .errors import GemmaError
 from .models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
 from .models.text import Gemma3ForCausalLM, text_key
 from .prompt import IMAGE_TOKEN
-from .tokenizer import Tokenizer, spm_from_gguf_vocab
+from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 

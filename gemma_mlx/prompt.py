@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .chat_template import IMAGE_PLACEHOLDER
 from .errors import GemmaError
 from .image_processing import ImageInput, PanAndScan, process_images
+from .text.chat_template import IMAGE_PLACEHOLDER
 
 IMAGE_TOKEN = "<image_soft_token>"
 END_OF_IMAGE = "<end_of_image>"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gemma_mlx.tokenizer import Tokenizer
+from gemma_mlx.text.tokenizer import Tokenizer
 
 from .conftest import FIXTURES
 

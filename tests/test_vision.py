@@ -17,7 +17,7 @@ from gemma_mlx.attention import attend, image_blocks
 from gemma_mlx.cache import KVCache, RotatingKVCache
 from gemma_mlx.config import ModelConfig
 from gemma_mlx.errors import GemmaError
-from gemma_mlx.generate import prefill_chunks
+from gemma_mlx.generation.generate import prefill_chunks
 from gemma_mlx.image_processing import load_image, pan_and_scan
 from gemma_mlx.loading import build_model, load
 from gemma_mlx.models.vision import VisionConfig, VisionTower
@@ -262,7 +262,7 @@ def test_placeholders_must_match_images():
 
 
 def test_images_on_a_text_model_are_refused(model_270m, images):
-    from gemma_mlx.generate import generate
+    from gemma_mlx.generation.generate import generate
 
     with pytest.raises(GemmaError, match="no vision tower"):
         generate(*model_270m, "Hi", images=[images["small_90x100"]], max_tokens=1)

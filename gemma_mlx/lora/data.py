@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..chat_template import render_chat
 from ..errors import GemmaError
+from ..text.chat_template import render_chat
 
 SPLITS = ("train", "valid", "test")
 

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import GemmaError
 from .chat_template import render_chat
-from .errors import GemmaError
 
 # GGUF token types (llama.cpp) equal SentencePiece's piece types.
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6

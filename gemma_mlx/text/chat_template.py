@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import GemmaError
+from ..errors import GemmaError
 
 IMAGE_PLACEHOLDER = "<start_of_image>"
 

@@ -10,10 +10,10 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from .attention import Blocks, image_blocks
-from .errors import GemmaError
-from .image_processing import ImageInput
-from .prompt import build_inputs
+from ..attention import Blocks, image_blocks
+from ..errors import GemmaError
+from ..image_processing import ImageInput
+from ..prompt import build_inputs
 from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
 
 

@@ -1,0 +1,1 @@
+"""Generation: sampling, constraints, the decode loop."""
