@@ -30,6 +30,20 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
 
 
+def _constraint_args(p: argparse.ArgumentParser) -> None:
+    one = p.add_mutually_exclusive_group()
+    one.add_argument("--json-schema", metavar="SCHEMA",
+                     help="output JSON valid for this schema (a .json file or inline JSON)")
+    one.add_argument("--regex", metavar="PATTERN", help="output matching this regex")
+    one.add_argument("--grammar", metavar="FILE",
+                     help="output in this Lark grammar (llguidance's dialect)")
+    one.add_argument("--tools", metavar="FILE",
+                     help="a JSON file with OpenAI-style tool specs; prints parsed calls "
+                     "as JSON (implies the chat template)")
+    p.add_argument("--tool-choice", default="auto",
+                   help="auto, none, required, or a function name to call")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gemma-mlx", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -42,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--chat-template", action="store_true",
                    help="wrap the prompt in Gemma's chat template (for -it models)")
     g.add_argument("--raw-prompt", action="store_true",
-                   help="never apply the chat template, even with --image")
+                   help="never apply the chat template, even with --image or --tools")
+    _constraint_args(g)
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
@@ -163,20 +178,67 @@ def _load(args: argparse.Namespace):
     return model, tokenizer
 
 
+def _json_arg(value: str, flag: str):
+    """Inline JSON, or the JSON in the file it names."""
+    import json
+    from pathlib import Path
+
+    text = value
+    if not value.lstrip().startswith(("{", "[")):
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as e:
+            raise GemmaError(f"{flag}: {value}: cannot be read ({e.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GemmaError(f"{flag}: {value}: not valid JSON ({e})") from None
+
+
+def _constraint_kwargs(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    kwargs: dict = {}
+    if args.json_schema is not None:
+        kwargs["json_schema"] = _json_arg(args.json_schema, "--json-schema")
+    if args.regex is not None:
+        kwargs["regex"] = args.regex
+    if args.grammar is not None:
+        try:
+            kwargs["grammar"] = Path(args.grammar).read_text(encoding="utf-8")
+        except OSError as e:
+            raise GemmaError(f"--grammar: {args.grammar}: cannot be read ({e.strerror})") from None
+    if args.tools is not None:
+        kwargs["tools"] = _json_arg(args.tools, "--tools")
+        choice = args.tool_choice
+        if choice not in ("auto", "none", "required"):
+            choice = {"type": "function", "function": {"name": choice}}
+        kwargs["tool_choice"] = choice
+    return kwargs
+
+
 def run_generate(args: argparse.Namespace) -> None:
+    import json
+
     from .generation.generate import stream_generate
 
     model, tokenizer = _load(args)
     prompt = args.prompt
-    if not args.raw_prompt and (args.chat_template or args.system or args.image):
+    constrained = _constraint_kwargs(args)
+    kwargs = {**_sampling_kwargs(args), **constrained}
+    if not args.raw_prompt and (args.chat_template or args.system or args.image or args.tools):
         messages = [{"role": "system", "content": args.system}] if args.system else []
         content = [{"type": "image"} for _ in args.image] + [{"type": "text", "text": prompt}]
         prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}],
-                                               tokenize=False)
+                                               tools=kwargs.get("tools"), tokenize=False)
     last = None
-    kwargs = _sampling_kwargs(args)
     for last in stream_generate(model, tokenizer, prompt, images=args.image, **kwargs):
         print(last.text, end="", flush=True)
+    if last is not None and last.tool_calls:
+        print("\n" + json.dumps({"tool_calls": last.tool_calls}, indent=2, ensure_ascii=False))
+    if last is not None and last.finish_reason == "length" and constrained:
+        print(f"\ngemma-mlx: warning: stopped at --max-tokens {args.max_tokens} before the "
+              "constrained output was complete", file=sys.stderr)
     if last is not None:
         print("\n" + "=" * 10)
         print(f"Prompt: {last.prompt_tokens} tokens, {last.prompt_tps:.3f} tokens-per-sec")

@@ -15,7 +15,7 @@ from .config import ModelConfig
 from .errors import GemmaError
 from .loading import atomic_directory, resolve, weight_files
 from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
-from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
+from .text.tokenizer import Tokenizer
 
 MAX_SHARD_BYTES = 5 << 30
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -44,7 +44,7 @@ def _source_tensors(path: Path, dequantize: bool) -> tuple[dict, Iterator, Token
         from .gguf import read_gguf
 
         g = read_gguf(path, dequantize=dequantize, progress=True)
-        tok = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab)) if g.vocab else None
+        tok = Tokenizer.from_gguf_vocab(g.vocab) if g.vocab else None
         return g.config, iter(g.weights.items()), tok
     if not path.is_dir():
         raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")

@@ -37,7 +37,7 @@ def ensure_default_model(progress: bool = True) -> Path:
     """Path of the default model converted to MLX, importing it on first use."""
     from .gguf import read_gguf
     from .loading import save
-    from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
+    from .text.tokenizer import Tokenizer
 
     target = cache_dir() / NAME
     if (target / "config.json").is_file():
@@ -47,7 +47,7 @@ def ensure_default_model(progress: bool = True) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         g = read_gguf(default_gguf(Path(tmp)), progress=progress)
-        tokenizer = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab))
+        tokenizer = Tokenizer.from_gguf_vocab(g.vocab)
         save(target, g.weights, g.config, tokenizer, force=True)
     return target
 

@@ -123,6 +123,7 @@ def _vocab(reader) -> dict[str, Any]:
         "eos_token_id": _field(reader, "tokenizer.ggml.eos_token_id", 1),
         "unknown_token_id": _field(reader, "tokenizer.ggml.unknown_token_id", 3),
         "add_space_prefix": bool(_field(reader, "tokenizer.ggml.add_space_prefix", False)),
+        "chat_template": _field(reader, "tokenizer.chat_template"),
     }
 
 

@@ -19,7 +19,7 @@ from .errors import GemmaError
 from .models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
 from .models.text import Gemma3ForCausalLM, text_key
 from .prompt import IMAGE_TOKEN
-from .text.tokenizer import Tokenizer, spm_from_gguf_vocab
+from .text.tokenizer import Tokenizer
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 
@@ -146,7 +146,7 @@ def load_gguf(path: Path, progress: bool = False) -> tuple[Gemma3ForCausalLM, To
 
     g = read_gguf(path, progress=progress)
     model = build_model(ModelConfig.from_dict(g.config, str(path)), g.weights, str(path))
-    tokenizer = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab), path) if g.vocab else None
+    tokenizer = Tokenizer.from_gguf_vocab(g.vocab, path) if g.vocab else None
     return model, tokenizer
 
 

@@ -14,7 +14,10 @@ from ..attention import Blocks, image_blocks
 from ..errors import GemmaError
 from ..image_processing import ImageInput
 from ..prompt import build_inputs
+from ..text.tool_calls import check_tools, choose_functions
+from .constraints import Constraint, apply_bitmask, make_constraint
 from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
+from .tools import parse_tool_calls, stop_ids, tool_constraint
 
 
 @dataclass
@@ -29,6 +32,7 @@ class GenerationResponse:
     generation_tps: float
     peak_memory: float  # GB
     finish_reason: str | None = None
+    tool_calls: list[dict] | None = None  # on the last response, when the reply is a call
 
 
 def generate_step(
@@ -42,13 +46,15 @@ def generate_step(
     cache: list | None = None,
     input_embeddings: mx.array | None = None,
     image_blocks: Blocks = (),
+    constraint: Constraint | None = None,
 ) -> Iterator[int]:
     """Yield generated token ids for a 1-D prompt; the prompt is prefilled in chunks.
 
     Logits are computed for the last position only: the 262K-row head over a whole
     prompt would cost more than the rest of the prefill. With images, `input_embeddings`
     [L, hidden] carry the merged image rows and `image_blocks` their spans; a chunk never
-    splits an image.
+    splits an image. A `constraint` masks each step's logits and consumes each token; the
+    steps end when it is finished (nothing but an end of sequence could follow).
     """
     sampler = sampler or make_sampler()
     processors = logits_processors or []
@@ -60,8 +66,13 @@ def generate_step(
 
     def sampler_step(h: mx.array) -> mx.array:
         logits = model.logits(h).astype(mx.float32)
+        if constraint is not None:
+            mx.async_eval(logits)  # the forward pass runs while the grammar computes the mask
+            allowed = mx.array(constraint.mask_words())
         for p in processors:
             logits = p(tokens, logits)
+        if constraint is not None:
+            logits = apply_bitmask(logits, allowed)
         return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
     def step(ids: mx.array) -> mx.array:
@@ -80,6 +91,11 @@ def generate_step(
     for n in range(max_tokens):
         token = y.item()
         tokens.append(token)
+        if constraint is not None:
+            constraint.consume(token)
+            if constraint.is_finished:
+                yield token
+                return
         if n + 1 < max_tokens:
             y = step(mx.array([token]))
             mx.async_eval(y)
@@ -150,7 +166,7 @@ def _multimodal_prompt(
 def stream_generate(
     model: Any,
     tokenizer: Any,
-    prompt: str | list[int],
+    prompt: str | list[int] | list[dict],
     max_tokens: int = 256,
     temperature: float = 0.0,
     top_p: float = 1.0,
@@ -162,17 +178,31 @@ def stream_generate(
     kv_bits: int | None = None,
     images: list[ImageInput] | None = None,
     pan_and_scan: bool = False,
+    json_schema: dict | str | bool | None = None,
+    regex: str | None = None,
+    grammar: str | None = None,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
-    """Generate from `prompt` (text or ids), yielding a GenerationResponse per token.
+    """Generate from `prompt` (text, ids, or chat messages), yielding a response per token.
 
     `kv_bits` (8 or 4) keeps the KV caches quantized. `images` (paths or PIL images) go to
     the `<start_of_image>` placeholders of a text prompt, in order (before the text if it has
-    none); `pan_and_scan` adds crops of wide or tall images.
+    none); `pan_and_scan` adds crops of wide or tall images. `json_schema`, `regex` or
+    `grammar` (Lark, llguidance's dialect) constrain the output; generation stops when it is
+    complete, and a finish_reason "length" means it is not. `tools` (OpenAI function specs)
+    with `tool_choice` constrain and parse function calls: the last response then carries
+    `tool_calls` and finish_reason "tool_calls". Messages are rendered with the tools.
     """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
     mx.reset_peak_memory()
+    functions = check_tools(tools)
+    mode, called = choose_functions(functions, tool_choice) if tools else ("none", [])
+    if _is_messages(prompt):
+        prompt = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False)
+    constraint = _constraint(model, tokenizer, json_schema, regex, grammar, mode, called)
     start = time.perf_counter()
     embeddings, blocks = None, ()
     if images:
@@ -189,29 +219,53 @@ def stream_generate(
     if seed is not None:
         mx.random.seed(seed)
     processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
-    stops = getattr(tokenizer, "eos_token_ids", set()) if tokenizer is not None else set()
+    stops = stop_ids(tokenizer) if tokenizer is not None else set()
     detok = StreamingDetokenizer(tokenizer) if tokenizer is not None else None
     steps = generate_step(
         mx.array(ids), model, max_tokens=max_tokens,
         sampler=make_sampler(temperature, top_p, top_k, min_p),
         logits_processors=processors, prefill_step_size=prefill_step_size,
         cache=model.make_cache(kv_bits=kv_bits), input_embeddings=embeddings,
-        image_blocks=blocks,
+        image_blocks=blocks, constraint=constraint,
     )
-    prompt_tps, gen_start = 0.0, start
+    prompt_tps, gen_start, pieces = 0.0, start, []
     for n, token in enumerate(steps, start=1):
         if n == 1:
             gen_start = time.perf_counter()
             prompt_tps = len(ids) / (gen_start - start)
-        finish = "stop" if token in stops else ("length" if n == max_tokens else None)
-        text = "" if finish == "stop" or detok is None else detok.add(token)
+        done = token in stops or (constraint is not None and constraint.is_finished)
+        finish = "stop" if done else ("length" if n == max_tokens else None)
+        text = "" if token in stops or detok is None else detok.add(token)
+        pieces.append(text)
+        calls = None
+        if finish == "stop" and mode != "none":
+            calls = parse_tool_calls(tokenizer, "".join(pieces), called)
+            finish = "tool_calls" if calls else finish
         elapsed = time.perf_counter() - gen_start
         yield GenerationResponse(
             text, token, len(ids), prompt_tps, n, (n - 1) / elapsed if n > 1 else 0.0,
-            mx.get_peak_memory() / 1e9, finish,
+            mx.get_peak_memory() / 1e9, finish, calls,
         )
         if finish:
             break
+
+
+def _is_messages(prompt: Any) -> bool:
+    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict)
+
+
+def _constraint(
+    model: Any, tokenizer: Any, json_schema: Any, regex: str | None, grammar: str | None,
+    mode: str, functions: list[dict],
+) -> Constraint | None:
+    """The output constraint: a JSON schema, regex or grammar, or the tool-call grammar."""
+    n_vocab = model.config.vocab_size
+    if mode == "none":
+        return make_constraint(tokenizer, n_vocab, json_schema, regex, grammar)
+    if any(v is not None for v in (json_schema, regex, grammar)):
+        raise GemmaError("tools cannot be combined with json_schema, regex or grammar "
+                         "(use tool_choice='none' for a constrained text answer)")
+    return tool_constraint(tokenizer, n_vocab, functions, mode)
 
 
 def generate(model: Any, tokenizer: Any, prompt: str | list[int], **kwargs: Any) -> str:

@@ -8,10 +8,14 @@ from typing import Any
 
 from ..errors import GemmaError
 from .chat_template import render_chat
+from .jinja_template import knows_tools, read_chat_template, render_template
 
 # GGUF token types (llama.cpp) equal SentencePiece's piece types.
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 _ANGLE = re.compile(r"<[^<>\s]{1,64}>")
+_BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
+# User-defined in the vocabulary, so not control tokens, but never text: grammars exclude them.
+MARKERS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")
 
 
 def spm_from_gguf_vocab(vocab: dict[str, Any]) -> bytes:
@@ -63,6 +67,7 @@ class Tokenizer:
         self._angle_only = all(_ANGLE.fullmatch(s) for s in self._special)
         self.bos_token_id = self._special.get("<bos>", 2)
         self.eos_token_ids = {i for s in ("<eos>", "<end_of_turn>") if (i := self._special.get(s))}
+        self.chat_template: str | None = None  # the checkpoint's jinja template, if it has one
 
     @classmethod
     def from_dir(cls, path: str | Path) -> Tokenizer | None:
@@ -70,15 +75,25 @@ class Tokenizer:
         path = Path(path)
         if (path / "tokenizer.model").is_file():
             spm_file = path / "tokenizer.model"
-            return cls.from_spm_bytes(spm_file.read_bytes(), spm_file)
-        if (path / "tokenizer.json").is_file():
+            tokenizer = cls.from_spm_bytes(spm_file.read_bytes(), spm_file)
+        elif (path / "tokenizer.json").is_file():
             from tokenizers import Tokenizer as HFTokenizer
 
             try:
-                return cls(hf=HFTokenizer.from_file(str(path / "tokenizer.json")))
+                tokenizer = cls(hf=HFTokenizer.from_file(str(path / "tokenizer.json")))
             except Exception as e:
                 raise GemmaError(f"{path / 'tokenizer.json'}: cannot be read ({e})") from None
-        return None
+        else:
+            return None
+        tokenizer.chat_template = read_chat_template(path)
+        return tokenizer
+
+    @classmethod
+    def from_gguf_vocab(cls, vocab: dict[str, Any], source: str | Path = "GGUF") -> Tokenizer:
+        """The tokenizer of a GGUF file's vocabulary, with its chat template if it has one."""
+        tokenizer = cls.from_spm_bytes(spm_from_gguf_vocab(vocab), source)
+        tokenizer.chat_template = vocab.get("chat_template")
+        return tokenizer
 
     @classmethod
     def from_spm_bytes(cls, proto: bytes, source: str | Path = "tokenizer") -> Tokenizer:
@@ -117,12 +132,29 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return len(self._pieces)
 
+    @property
+    def pieces(self) -> list[str]:
+        """The vocabulary, by id (SentencePiece pieces: spaces as U+2581)."""
+        return self._pieces
+
+    @property
+    def marker_ids(self) -> set[int]:
+        return {i for m in MARKERS if (i := self.convert_tokens_to_ids(m)) not in (None, 3)}
+
+    def is_byte(self, token_id: int) -> bool:
+        """Whether the piece is a byte-fallback piece such as <0x0A>."""
+        if self._sp is not None and token_id < self._sp.get_piece_size():
+            return self._sp.is_byte(token_id)
+        return bool(_BYTE_PIECE.fullmatch(self._pieces[token_id]))
+
     def save(self, path: str | Path) -> None:
         """Write tokenizer.model (SentencePiece) or tokenizer.json into directory `path`."""
         if self._proto is not None:
             Path(path, "tokenizer.model").write_bytes(self._proto)
         else:
             self._hf.save(str(Path(path, "tokenizer.json")))
+        if self.chat_template is not None:
+            Path(path, "chat_template.jinja").write_text(self.chat_template, encoding="utf-8")
 
     def _split_special(self, text: str) -> list[str | int]:
         """Text pieces and the ids of control tokens written literally in the text."""
@@ -170,6 +202,10 @@ class Tokenizer:
         out.append(self._sp.decode(run))
         return "".join(out)
 
+    def special_id(self, token: str) -> int | None:
+        """The id of a control token by name, or None if the vocabulary has none."""
+        return self._special.get(token)
+
     def convert_tokens_to_ids(self, token: str) -> int | None:
         if token in self._special:
             return self._special[token]
@@ -180,7 +216,25 @@ class Tokenizer:
         messages: list[dict[str, Any]],
         add_generation_prompt: bool = True,
         tokenize: bool = True,
+        tools: list[dict] | None = None,
+        chat_template: str | None = None,
+        **kwargs: Any,
     ) -> list[int] | str:
-        """Gemma's chat format; token ids (one <bos>) or, with tokenize=False, the text."""
-        text = render_chat(messages, add_generation_prompt)
+        """The chat prompt as token ids (one <bos>) or, with tokenize=False, the text.
+
+        The checkpoint's own template renders it (extra keyword arguments reach it, as in
+        transformers), except where it cannot: the stock Gemma 3 template ignores `tools` and
+        rejects tool turns, so those conversations use the built-in Gemma 3 tool format.
+        """
+        template = chat_template or self.chat_template
+        has_tools = bool(tools) or any(m.get("role") == "tool" or m.get("tool_calls")
+                                       for m in messages)
+        if template and (knows_tools(template) or not has_tools):
+            names = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+                     "unk_token": "<unk>"}
+            text = render_template(template, messages=messages, tools=tools,
+                                   add_generation_prompt=add_generation_prompt,
+                                   **{**names, **kwargs})
+        else:
+            text = render_chat(messages, add_generation_prompt, tools=tools)
         return self.encode(text, add_special_tokens=False) if tokenize else text
