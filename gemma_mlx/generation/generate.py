@@ -183,6 +183,7 @@ def stream_generate(
     grammar: str | None = None,
     tools: list[dict] | None = None,
     tool_choice: str | dict | None = None,
+    parallel_tool_calls: bool = True,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
     """Generate from `prompt` (text, ids, or chat messages), yielding a response per token.
@@ -192,8 +193,10 @@ def stream_generate(
     none); `pan_and_scan` adds crops of wide or tall images. `json_schema`, `regex` or
     `grammar` (Lark, llguidance's dialect) constrain the output; generation stops when it is
     complete, and a finish_reason "length" means it is not. `tools` (OpenAI function specs)
-    with `tool_choice` constrain and parse function calls: the last response then carries
-    `tool_calls` and finish_reason "tool_calls". Messages are rendered with the tools.
+    with `tool_choice` (auto, none, required, or a named function: exactly one call of it)
+    constrain and parse function calls; `parallel_tool_calls=False` allows one call. The last
+    response then carries `tool_calls` and finish_reason "tool_calls". Messages are rendered
+    with the tools.
     """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
@@ -202,7 +205,8 @@ def stream_generate(
     mode, called = choose_functions(functions, tool_choice) if tools else ("none", [])
     if _is_messages(prompt):
         prompt = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False)
-    constraint = _constraint(model, tokenizer, json_schema, regex, grammar, mode, called)
+    constraint = _constraint(model, tokenizer, json_schema, regex, grammar, mode, called,
+                             parallel_tool_calls and mode != "named")
     start = time.perf_counter()
     embeddings, blocks = None, ()
     if images:
@@ -256,7 +260,7 @@ def _is_messages(prompt: Any) -> bool:
 
 def _constraint(
     model: Any, tokenizer: Any, json_schema: Any, regex: str | None, grammar: str | None,
-    mode: str, functions: list[dict],
+    mode: str, functions: list[dict], parallel: bool,
 ) -> Constraint | None:
     """The output constraint: a JSON schema, regex or grammar, or the tool-call grammar."""
     n_vocab = model.config.vocab_size
@@ -265,7 +269,8 @@ def _constraint(
     if any(v is not None for v in (json_schema, regex, grammar)):
         raise GemmaError("tools cannot be combined with json_schema, regex or grammar "
                          "(use tool_choice='none' for a constrained text answer)")
-    return tool_constraint(tokenizer, n_vocab, functions, mode)
+    return tool_constraint(tokenizer, n_vocab, functions, "auto" if mode == "auto" else
+                           "required", parallel)
 
 
 def generate(model: Any, tokenizer: Any, prompt: str | list[int], **kwargs: Any) -> str:

@@ -29,11 +29,12 @@ def stop_ids(tokenizer: Any) -> set[int]:
     return stops
 
 
-def tool_lark(tokenizer: Any, functions: list[dict], mode: str) -> str:
-    """The Lark grammar of a reply: with 'required' only calls; with 'auto' text or calls."""
+def tool_lark(tokenizer: Any, functions: list[dict], mode: str, parallel: bool = True) -> str:
+    """The Lark grammar of a reply: with 'required' only calls; with 'auto' text or calls.
+    Without `parallel`, exactly one call."""
     if tool_format(tokenizer) == "functiongemma":
-        return functiongemma.call_lark(functions, mode)
-    schema = gemma3_call_schema(functions, single=False)
+        return functiongemma.call_lark(functions, mode, parallel)
+    schema = gemma3_call_schema(functions, single=not parallel)
     schema["x-guidance"] = {"whitespace_flexible": True, "whitespace_pattern": JSON_WHITESPACE}
     call = f"call: %json {json.dumps(schema)}\n"
     if mode == "required":
@@ -42,11 +43,11 @@ def tool_lark(tokenizer: Any, functions: list[dict], mode: str) -> str:
 
 
 def tool_constraint(
-    tokenizer: Any, n_vocab: int, functions: list[dict], mode: str
+    tokenizer: Any, n_vocab: int, functions: list[dict], mode: str, parallel: bool = True
 ) -> Constraint:
     """The constraint of a reply to a tool-enabled prompt, for mode 'auto' or 'required'."""
-    return Constraint(tokenizer, lark_grammar(tool_lark(tokenizer, functions, mode)), n_vocab,
-                      "tool call grammar")
+    lark = tool_lark(tokenizer, functions, mode, parallel)
+    return Constraint(tokenizer, lark_grammar(lark), n_vocab, "tool call grammar")
 
 
 def parse_tool_calls(tokenizer: Any, text: str, functions: list[dict]) -> list[dict] | None:

@@ -38,11 +38,10 @@ def _turns(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
         elif role == "assistant" and message.get("tool_calls"):
             calls = gemma3_render_calls(message["tool_calls"])
             text = "\n".join(t for t in (_text(message.get("content")), calls) if t)
-        elif role in ("user", "assistant"):
+        elif isinstance(role, str) and role:  # as the stock template: other roles by name
             text = _text(message.get("content"))
         else:
-            raise GemmaError(f"messages[{i}].role: {role!r} is not user, assistant, tool or "
-                             "(first) system")
+            raise GemmaError(f"messages[{i}].role: missing")
         role = "model" if role == "assistant" else role
         if turns and turns[-1][0] == role == "user" and (messages[i - 1].get("role") == "tool"):
             turns[-1] = (role, turns[-1][1] + "\n" + text)

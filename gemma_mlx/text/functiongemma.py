@@ -17,11 +17,12 @@ _CALL = re.compile(re.escape(START_CALL) + r"call:([^{<]+?)\{")
 
 
 def dump_value(value: Any) -> str:
-    """A value as FunctionGemma writes it: strings in <escape>, keys bare, JSON scalars."""
+    """A value as FunctionGemma's template writes it: strings in <escape>, keys bare and
+    sorted (its `dictsort`), JSON scalars."""
     if isinstance(value, str):
         return ESCAPE + value + ESCAPE
     if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{dump_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{k}:{dump_value(v)}" for k, v in sorted(value.items())) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(dump_value(v) for v in value) + "]"
     return json.dumps(value)
@@ -55,8 +56,9 @@ class _Reader:
         m = re.compile(r"[^,\]}]*").match(t, i)
         word = m.group().strip()
         self.pos = m.end()
-        if word in ("true", "false", "null"):
-            return {"true": True, "false": False, "null": None}[word]
+        scalars = {"true": True, "false": False, "null": None, "None": None}  # None: jinja's
+        if word in scalars:
+            return scalars[word]
         if _NUMBER.match(word):
             return json.loads(word)
         if not word:
@@ -182,8 +184,8 @@ class _Rules:
         if not props:
             return "anyobj"
         required = set(schema.get("required", []))
-        names = list(props)
-        # tail(i, first): properties from i on, in declared order, optional ones skippable
+        names = sorted(props)  # the order the template declares them in (dictsort)
+        # tail(i, first): properties from i on, optional ones skippable
         memo: dict[tuple[int, bool], str] = {}
 
         def tail(i: int, first: bool) -> str:
@@ -207,7 +209,7 @@ def _literal(value: Any) -> str:
     return json.dumps(dump_value(value))
 
 
-def call_lark(functions: list[dict], mode: str) -> str:
+def call_lark(functions: list[dict], mode: str, parallel: bool = True) -> str:
     """The Lark grammar of a reply: calls (several allowed), then <start_function_response> or
     the end; with mode 'auto' plain text is allowed instead (text cannot hold the call token)."""
     rules = _Rules("tools")
@@ -217,5 +219,6 @@ def call_lark(functions: list[dict], mode: str) -> str:
         calls.append(f'"call:{f["name"]}" {rules.value(f["parameters"], "")}')
     head = f"call: <start_function_call> ({' | '.join(calls)}) <end_function_call>\n"
     start = "calls" if mode == "required" else "TEXT | calls"
-    return (f"start: {start}\ncalls: call+ <start_function_response>?\nTEXT: /(?s:.)+/\n"
+    many = "call+" if parallel else "call"
+    return (f"start: {start}\ncalls: {many} <start_function_response>?\nTEXT: /(?s:.)+/\n"
             + head + "\n".join(rules.rules) + _LARK_HEAD)

@@ -105,7 +105,8 @@ def render_template(source: str, **variables: Any) -> str:
         raise GemmaError(f"chat template: blocked by the sandbox ({e})") from None
     except TemplateError as e:
         raise GemmaError(f"chat template: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as e:
         raise GemmaError(f"chat template: failed on these messages ({e})") from None
     finally:
         _render.deadline = float("inf")

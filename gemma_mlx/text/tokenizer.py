@@ -202,6 +202,14 @@ class Tokenizer:
         out.append(self._sp.decode(run))
         return "".join(out)
 
+    def _template_names(self) -> dict[str, str]:
+        names = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+                 "unk_token": "<unk>", "boi_token": "<start_of_image>",
+                 "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+        if self.special_id("<start_function_response>") is not None:
+            names["sfr_token"] = "<start_function_response>"
+        return names
+
     def special_id(self, token: str) -> int | None:
         """The id of a control token by name, or None if the vocabulary has none."""
         return self._special.get(token)
@@ -230,11 +238,14 @@ class Tokenizer:
         has_tools = bool(tools) or any(m.get("role") == "tool" or m.get("tool_calls")
                                        for m in messages)
         if template and (knows_tools(template) or not has_tools):
-            names = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
-                     "unk_token": "<unk>"}
-            text = render_template(template, messages=messages, tools=tools,
+            # as transformers: message keys set to None are dropped, special tokens by name
+            messages = [{k: v for k, v in m.items() if v is not None} for m in messages]
+            text = render_template(template, messages=messages, tools=tools, documents=None,
                                    add_generation_prompt=add_generation_prompt,
-                                   **{**names, **kwargs})
+                                   **{**self._template_names(), **kwargs})
+        elif has_tools and self.special_id("<start_function_call>") is not None:
+            raise GemmaError("this FunctionGemma tokenizer has no chat template to declare "
+                             "tools with (chat_template.jinja or tokenizer_config.json)")
         else:
             text = render_chat(messages, add_generation_prompt, tools=tools)
         return self.encode(text, add_special_tokens=False) if tokenize else text

@@ -48,7 +48,7 @@ def check_tools(tools: list[dict] | None) -> list[dict]:
 
 def choose_functions(functions: list[dict], tool_choice: Any) -> tuple[str, list[dict]]:
     """(mode, functions) for an OpenAI tool_choice: mode is auto, none or required; a named
-    function is 'required' with that function alone."""
+    function is 'named': exactly one call of that function, as OpenAI forces."""
     if tool_choice is None:
         tool_choice = "auto"
     if isinstance(tool_choice, dict):
@@ -56,7 +56,7 @@ def choose_functions(functions: list[dict], tool_choice: Any) -> tuple[str, list
         picked = [f for f in functions if f["name"] == name]
         if not picked:
             raise GemmaError(f"tool_choice: no tool is named {name!r}")
-        return "required", picked
+        return "named", picked
     if tool_choice not in TOOL_CHOICES:
         raise GemmaError(f"tool_choice: {tool_choice!r} is not one of {', '.join(TOOL_CHOICES)} "
                          "or {'type': 'function', 'function': {'name': ...}}")
