@@ -121,6 +121,8 @@ def parse_calls(text: str, functions: list[dict] | None = None) -> list[dict] | 
 # -- grammar --------------------------------------------------------------------------------------
 
 _ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment"}
+_KEYWORDS = {"type", "properties", "required", "items", "enum", "const", "anyOf", "oneOf",
+             "additionalProperties", "minItems", "maxItems", "minLength", "maxLength", "pattern"}
 _SCALARS = {"string": "string", "integer": "INT", "number": "NUM", "boolean": "BOOL",
             "null": '"null"'}
 _LARK_HEAD = r"""
@@ -152,9 +154,7 @@ class _Rules:
             return "any"
         if not isinstance(schema, dict):
             raise GemmaError(f"{self.where}{path}: not a schema")
-        extra = set(schema) - _ANNOTATIONS - {"type", "properties", "required", "items",
-                                              "enum", "const", "anyOf", "oneOf",
-                                              "additionalProperties"}
+        extra = set(schema) - _ANNOTATIONS - _KEYWORDS
         if extra:
             raise GemmaError(f"{self.where}{path}: FunctionGemma calls cannot be constrained by "
                              f"{', '.join(sorted(extra))}")
@@ -171,13 +171,27 @@ class _Rules:
         if kind == "object" or "properties" in schema:
             return self.obj(schema, path)
         if kind == "array":
-            item = self.value(schema.get("items", True), path + ".items")
-            return self.add(f'"[" ({item} ("," {item})*)? "]"')
+            return self.array(schema, path)
+        if kind == "string" and {"minLength", "maxLength", "pattern"} & set(schema):
+            return self.add(f"<escape> {_string_regex(schema)} <escape>")
         if kind in _SCALARS:
             return _SCALARS[kind]
         if kind is None:
             return "any"
         raise GemmaError(f"{self.where}{path}: unknown type {kind!r}")
+
+    def array(self, schema: dict, path: str) -> str:
+        """[v, ...] with minItems..maxItems values (the optional ones spelled out)."""
+        item = self.value(schema.get("items", True), path + ".items")
+        low, high = int(schema.get("minItems", 0)), schema.get("maxItems")
+        if high is not None and int(high) < low:
+            raise GemmaError(f"{self.where}{path}: maxItems < minItems")
+        more, need = f'("," {item})', max(low - 1, 0)  # items after the first
+        tail = [f"{more}*"] if high is None else [f"{more}?"] * (int(high) - max(low, 1))
+        body = " ".join([item] + [more] * need + tail) if high is None or int(high) > 0 else ""
+        if low == 0:
+            body = f"({body})?" if body else ""
+        return self.add(f'"[" {body} "]"')
 
     def obj(self, schema: dict, path: str) -> str:
         props = schema.get("properties", {})
@@ -201,6 +215,16 @@ class _Rules:
             return memo[(i, first)]
 
         return self.add(f'"{{" {tail(0, True)} "}}"')
+
+
+def _string_regex(schema: dict) -> str:
+    if "pattern" in schema:  # JSON-schema patterns are unanchored; FunctionGemma strings whole
+        body = schema["pattern"].removeprefix("^").removesuffix("$")
+        if "minLength" in schema or "maxLength" in schema:
+            raise GemmaError("FunctionGemma calls cannot combine pattern with a string length")
+        return "/" + body.replace("/", "\\/") + "/"
+    low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+    return "/(?s:.{%d,%s})/" % (low, "" if high is None else int(high))
 
 
 def _literal(value: Any) -> str:

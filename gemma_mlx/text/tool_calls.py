@@ -125,10 +125,18 @@ def gemma3_parse(text: str, functions: list[dict]) -> list[dict] | None:
     return calls or None
 
 
+def closed_parameters(params: dict) -> dict:
+    """A function's parameters without undeclared arguments (a function cannot take them):
+    `additionalProperties: false` at the top level, unless the schema says otherwise."""
+    if "properties" in params and "additionalProperties" not in params:
+        return {**params, "additionalProperties": False}
+    return params
+
+
 def gemma3_call_schema(functions: list[dict], single: bool) -> dict:
     """The JSON schema of a reply that calls `functions` (one call, or a list of calls)."""
     one = [{"type": "object", "properties": {"name": {"const": f["name"]},
-                                             "parameters": f["parameters"]},
+                                             "parameters": closed_parameters(f["parameters"])},
             "required": ["name", "parameters"], "additionalProperties": False}
            for f in functions]
     call = one[0] if len(one) == 1 else {"anyOf": one}
