@@ -31,12 +31,12 @@ def float32_270m() -> Path:
     """The embedded 270M dequantized to a float32 checkpoint directory (made once)."""
     from gemma_mlx.default_model import default_gguf
     from gemma_mlx.gguf import read_gguf
-    from gemma_mlx.text.tokenizer import Tokenizer, spm_from_gguf_vocab
+    from gemma_mlx.text.tokenizer import Tokenizer
 
     f32 = cache_dir() / "bench-270m-f32"
     if not (f32 / "tokenizer.model").is_file():
         g = read_gguf(default_gguf(cache_dir()), dequantize=True, progress=True)
-        tokenizer = Tokenizer.from_spm_bytes(spm_from_gguf_vocab(g.vocab))
+        tokenizer = Tokenizer.from_gguf_vocab(g.vocab)
         save(f32, g.weights, {**g.config, "torch_dtype": "float32"}, tokenizer, force=True)
     return f32
 

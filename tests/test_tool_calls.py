@@ -24,7 +24,8 @@ WEATHER = {"type": "function", "function": {
 ORDER = {"type": "function", "function": {
     "name": "place_order", "description": "Order items",
     "parameters": {"type": "object", "properties": {
-        "items": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "object", "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": 3, "items": {
+            "type": "object", "properties": {
             "sku": {"type": "string"}, "qty": {"type": "integer"}}, "required": ["sku", "qty"]}},
         "express": {"type": "boolean"}, "note": {"type": ["string", "null"]}},
         "required": ["items", "express"]}}}

@@ -224,7 +224,7 @@ def _string_regex(schema: dict) -> str:
             raise GemmaError("FunctionGemma calls cannot combine pattern with a string length")
         return "/" + body.replace("/", "\\/") + "/"
     low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
-    return "/(?s:.{%d,%s})/" % (low, "" if high is None else int(high))
+    return f"/(?s:.{{{low},{'' if high is None else int(high)}}})/"
 
 
 def _literal(value: Any) -> str:
