@@ -22,6 +22,18 @@ _PREFIXES = (
 )
 
 
+class Rows:
+    """A ragged batch for one layer: each sequence's token count and its own cache.
+
+    The sequences' tokens lie side by side in one [1, T, hidden] array, so the projections
+    and the MLP run once for all of them (each weight read once per step); RoPE and attention
+    run per sequence, over its own caches and positions.
+    """
+
+    def __init__(self, lengths: list[int], caches: list[Cache]):
+        self.lengths, self.caches = lengths, caches
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TextConfig, layer: int):
         super().__init__()
@@ -39,7 +51,9 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
 
-    def __call__(self, x: mx.array, cache: Cache | None, blocks: Blocks = ()) -> mx.array:
+    def __call__(self, x: mx.array, cache: Cache | Rows | None, blocks: Blocks = ()) -> mx.array:
+        if isinstance(cache, Rows):
+            return self._rows(x, cache)
         b, n, _ = x.shape
         q = self.q_proj(x).reshape(b, n, self.n_heads, -1).transpose(0, 2, 1, 3)  # [B, H, L, D]
         k = self.k_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
@@ -49,6 +63,21 @@ class Attention(nn.Module):
         q, k = apply_rope(q, self.rope, offset), apply_rope(k, self.rope, offset)
         out = attend(q, k, v, cache, scale=self.scale, window=self.window, blocks=blocks)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, n, -1))
+
+    def _rows(self, x: mx.array, rows: Rows) -> mx.array:
+        t = x.shape[1]
+        q = self.q_norm(self.q_proj(x).reshape(1, t, self.n_heads, -1))  # [1, T, H, D]
+        k = self.k_norm(self.k_proj(x).reshape(1, t, self.n_kv_heads, -1))
+        v = self.v_proj(x).reshape(1, t, self.n_kv_heads, -1)
+        outs, start = [], 0
+        for n, cache in zip(rows.lengths, rows.caches, strict=True):
+            qi, ki, vi = (a[:, start : start + n].transpose(0, 2, 1, 3) for a in (q, k, v))
+            qi, ki = apply_rope(qi, self.rope, cache.offset), apply_rope(ki, self.rope,
+                                                                          cache.offset)
+            out = attend(qi, ki, vi, cache, scale=self.scale, window=self.window)
+            outs.append(out.transpose(0, 2, 1, 3).reshape(1, n, -1))
+            start += n
+        return self.o_proj(mx.concatenate(outs, axis=1) if len(outs) > 1 else outs[0])
 
 
 class DecoderLayer(nn.Module):
@@ -64,7 +93,7 @@ class DecoderLayer(nn.Module):
         self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
         self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps)
 
-    def __call__(self, x: mx.array, cache: Cache | None, blocks: Blocks = ()) -> mx.array:
+    def __call__(self, x: mx.array, cache: Cache | Rows | None, blocks: Blocks = ()) -> mx.array:
         h = x + self.post_attention_layernorm(
             self.self_attn(self.input_layernorm(x), cache, blocks))
         return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
@@ -97,6 +126,15 @@ class TextModel(nn.Module):
         cache = cache or [None] * len(self.layers)
         for layer, c in zip(self.layers, cache, strict=True):
             h = layer(h, c, image_blocks or ())
+        return self.norm(h)
+
+    def rows(self, input_ids: mx.array, lengths: list[int], caches: list[list[Cache]]
+             ) -> mx.array:
+        """Final hidden states [1, T, hidden] of a ragged batch: sequence i's `lengths[i]` new
+        tokens (side by side in input_ids [T]) continue its own `caches[i]`."""
+        h = self.embed(input_ids[None])
+        for i, layer in enumerate(self.layers):
+            h = layer(h, Rows(lengths, [c[i] for c in caches]))
         return self.norm(h)
 
 

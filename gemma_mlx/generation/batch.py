@@ -1,0 +1,276 @@
+"""Continuous batching: sequences join and leave a running batch; batch_generate on top."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+
+from ..errors import GemmaError
+from .constraints import Constraint, apply_bitmask, make_constraint
+from .generate import StreamingDetokenizer, _prompt_ids
+from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
+from .tools import stop_ids
+
+
+@dataclass
+class Request:
+    """One sequence to generate: prompt ids and its own settings."""
+
+    prompt: list[int]
+    max_tokens: int = 256
+    sampler: Sampler | None = None  # greedy if None
+    logits_processors: list[LogitsProcessor] = field(default_factory=list)
+    constraint: Constraint | None = None
+    stops: set[int] | None = None  # None: the tokenizer's end-of-sequence ids
+    id: Any = None
+
+
+@dataclass
+class Event:
+    """A token for one request; `finish_reason` is set on its last event."""
+
+    id: Any
+    token: int
+    text: str
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Sequence:
+    request: Request
+    cache: list
+    detok: StreamingDetokenizer | None
+    tokens: list[int]  # prompt, then the generated tokens
+    prefilled: int = 0
+    generated: int = 0
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prefilled < len(self.request.prompt)
+
+
+def kv_bytes(model: Any, n_tokens: int, kv_bits: int | None = None) -> int:
+    """The KV memory of one sequence of n_tokens: global layers hold all of them, sliding
+    layers at most their window."""
+    cfg = model.config
+    per_token = 2 * cfg.num_key_value_heads * cfg.head_dim
+    per_token *= 4 if kv_bits is None else kv_bits / 8 + 2 * 4 / 64  # + scales and biases
+    layers = [n_tokens if not cfg.is_sliding(i) else min(n_tokens, cfg.sliding_window)
+              for i in range(cfg.num_hidden_layers)]
+    return int(sum(layers) * per_token)
+
+
+class BatchEngine:
+    """Runs many requests in one batch: each step decodes one token for every running
+    sequence and prefills a chunk of the next joining one, in a single forward pass.
+
+    `max_batch` bounds the running sequences, `kv_budget` (bytes) their KV memory (a request
+    waits until it fits); finished sequences leave at once. `step()` returns the step's
+    events, so a server can drive it; `run()` drains the queue.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, max_batch: int = 16,
+                 prefill_step_size: int = 512, kv_budget: int | None = None,
+                 kv_bits: int | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_batch, self.prefill_step_size = max_batch, prefill_step_size
+        self.kv_budget, self.kv_bits = kv_budget, kv_bits
+        self.queue: deque[Request] = deque()
+        self.running: list[_Sequence] = []
+        self.stats = {"prompt_tokens": 0, "generation_tokens": 0, "prompt_time": 0.0,
+                      "generation_time": 0.0, "steps": 0}
+        self._ids = itertools.count()
+        self._stops = stop_ids(tokenizer) if tokenizer is not None else set()
+
+    def submit(self, request: Request) -> Any:
+        context = self.model.config.max_position_embeddings
+        if not request.prompt:
+            raise GemmaError("the prompt is empty")
+        if len(request.prompt) >= context:
+            raise GemmaError(f"the prompt has {len(request.prompt)} tokens; this model's "
+                             f"context is {context}")
+        request.max_tokens = min(request.max_tokens, context - len(request.prompt))
+        need = self._kv(request)
+        if self.kv_budget is not None and need > self.kv_budget:
+            raise GemmaError(f"a request of {len(request.prompt)} + {request.max_tokens} "
+                             f"tokens needs {need / 1e9:.2f} GB of KV cache; the budget is "
+                             f"{self.kv_budget / 1e9:.2f} GB")
+        if request.id is None:
+            request.id = next(self._ids)
+        self.queue.append(request)
+        return request.id
+
+    def cancel(self, request_id: Any) -> None:
+        """Drop a queued or running request (its KV memory is freed at once)."""
+        self.queue = deque(r for r in self.queue if r.id != request_id)
+        self.running = [s for s in self.running if s.request.id != request_id]
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.queue or self.running)
+
+    def _kv(self, request: Request) -> int:
+        return kv_bytes(self.model, len(request.prompt) + request.max_tokens, self.kv_bits)
+
+    def _admit(self) -> None:
+        used = sum(self._kv(s.request) for s in self.running)
+        while self.queue and len(self.running) < self.max_batch:
+            need = self._kv(self.queue[0])
+            if self.kv_budget is not None and self.running and used + need > self.kv_budget:
+                return
+            r = self.queue.popleft()
+            cache = self.model.make_cache(kv_bits=self.kv_bits)
+            for c in cache:
+                if hasattr(c, "reserve"):
+                    c.reserve(len(r.prompt) + r.max_tokens)
+            detok = StreamingDetokenizer(self.tokenizer) if self.tokenizer is not None else None
+            self.running.append(_Sequence(r, cache, detok, list(r.prompt)))
+            used += need
+
+    def _plan(self) -> list[tuple[_Sequence, int]]:
+        """(sequence, new tokens) for this step: 1 per decoding sequence, and prefill chunks
+        (oldest first) within prefill_step_size tokens."""
+        plan, budget = [], self.prefill_step_size
+        for s in self.running:
+            if not s.prefilling:
+                plan.append((s, 1))
+            elif budget > 0:
+                n = min(budget, len(s.request.prompt) - s.prefilled)
+                plan.append((s, n))
+                budget -= n
+        return plan
+
+    def step(self) -> list[Event]:
+        """One forward pass over the running batch; the events of the tokens it produced."""
+        self._admit()
+        plan = self._plan()
+        if not plan:
+            return []
+        start = time.perf_counter()
+        ids, lengths, caches, last, sampled = [], [], [], [], []
+        for s, n in plan:
+            if s.prefilling:
+                ids += s.request.prompt[s.prefilled : s.prefilled + n]
+            else:
+                ids.append(s.tokens[-1])
+            lengths.append(n)
+            caches.append(s.cache)
+            last.append(sum(lengths) - 1)
+        h = self.model.model.rows(mx.array(ids), lengths, caches)
+        finishing = [i for i, (s, n) in enumerate(plan) if not s.prefilling or
+                     s.prefilled + n == len(s.request.prompt)]
+        prefill = sum(n for s, n in plan if s.prefilling)
+        for s, n in plan:
+            if s.prefilling:
+                s.prefilled += n
+        if finishing:
+            logits = self.model.logits(h[0, mx.array([last[i] for i in finishing])])
+            logits = logits.astype(mx.float32)
+            mx.async_eval(logits)  # masks are computed while the forward pass runs
+            sampled = [self._sample(plan[i][0], logits[j : j + 1])
+                       for j, i in enumerate(finishing)]
+            tokens = mx.concatenate(sampled).tolist()
+        else:
+            mx.eval([c.state for seq, _ in plan for c in seq.cache])
+            tokens = []
+        elapsed = time.perf_counter() - start
+        self.stats["steps"] += 1
+        self.stats["prompt_tokens"] += prefill
+        self.stats["generation_tokens"] += len(tokens)
+        self.stats["prompt_time" if prefill else "generation_time"] += elapsed
+        return [self._emit(plan[i][0], t) for i, t in zip(finishing, tokens, strict=True)]
+
+    def _sample(self, s: _Sequence, logits: mx.array) -> mx.array:
+        r = s.request
+        if r.constraint is not None:
+            allowed = mx.array(r.constraint.mask_words())
+        for p in r.logits_processors:
+            logits = p(s.tokens, logits)
+        if r.constraint is not None:
+            logits = apply_bitmask(logits, allowed)
+        sampler = r.sampler or (lambda lp: mx.argmax(lp, axis=-1))
+        return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+    def _emit(self, s: _Sequence, token: int) -> Event:
+        r = s.request
+        s.tokens.append(token)
+        s.generated += 1
+        stops = self._stops if r.stops is None else r.stops
+        if r.constraint is not None:
+            r.constraint.consume(token)
+        finished = token in stops or (r.constraint is not None and r.constraint.is_finished)
+        reason = "stop" if finished else ("length" if s.generated >= r.max_tokens else None)
+        text = "" if token in stops or s.detok is None else s.detok.add(token)
+        if reason:
+            self.running.remove(s)
+        return Event(r.id, token, text, reason)
+
+    def run(self) -> Iterator[Event]:
+        while self.has_work:
+            yield from self.step()
+
+
+@dataclass
+class BatchResult:
+    texts: list[str]
+    finish_reasons: list[str]
+    tokens: list[list[int]]
+    stats: dict[str, float]
+
+
+def batch_generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str | list[int]],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    min_p: float = 0.0,
+    repetition_penalty: float | None = None,
+    seed: int | None = None,
+    json_schema: dict | str | bool | None = None,
+    batch_size: int = 16,
+    prefill_step_size: int = 512,
+    kv_bits: int | None = None,
+    kv_budget: int | None = None,
+    verbose: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+) -> BatchResult:
+    """Generate for every prompt (text or ids), `batch_size` at a time with continuous
+    batching; texts come back in prompt order. Sampling options are stream_generate's."""
+    if seed is not None:
+        mx.random.seed(seed)
+    engine = BatchEngine(model, tokenizer, batch_size, prefill_step_size, kv_budget, kv_bits)
+    for i, prompt in enumerate(prompts):
+        processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
+        constraint = make_constraint(tokenizer, model.config.vocab_size, json_schema)
+        engine.submit(Request(_prompt_ids(tokenizer, prompt), max_tokens,
+                              make_sampler(temperature, top_p, top_k, min_p), processors,
+                              constraint, id=i))
+    texts, reasons = [""] * len(prompts), [""] * len(prompts)
+    tokens: list[list[int]] = [[] for _ in prompts]
+    mx.reset_peak_memory()
+    start = time.perf_counter()
+    for event in engine.run():
+        texts[event.id] += event.text
+        tokens[event.id].append(event.token)
+        if event.finish_reason:
+            reasons[event.id] = event.finish_reason
+        if on_event is not None:
+            on_event(event)
+    st = dict(engine.stats)
+    st["total_time"] = time.perf_counter() - start
+    st["prompt_tps"] = st["prompt_tokens"] / max(st["prompt_time"], 1e-9)
+    st["generation_tps"] = st["generation_tokens"] / max(st["total_time"], 1e-9)
+    st["peak_memory"] = mx.get_peak_memory() / 1e9
+    if verbose:
+        print(f"[batch_generate] {len(prompts)} prompts: prompt {st['prompt_tps']:.1f} tok/s, "
+              f"generation {st['generation_tps']:.1f} tok/s, peak {st['peak_memory']:.3f} GB")
+    return BatchResult(texts, reasons, tokens, st)
