@@ -60,6 +60,16 @@ def parser() -> argparse.ArgumentParser:
     _constraint_args(g)
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
+    b = sub.add_parser("batch", help="generate for every record of a JSONL file (resumable)")
+    _sampling_args(b)
+    b.add_argument("--input", required=True, help='JSONL: {"prompt"} or {"messages"}, '
+                   'optional "id", "max_tokens", "json_schema"')
+    b.add_argument("--output", required=True, help="JSONL results, appended as they finish; "
+                   "rerun the same command to resume")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--json-schema", metavar="SCHEMA", help="for every record without its own")
+    b.add_argument("--kv-budget", type=float, metavar="GB",
+                   help="bound the KV memory of the running sequences")
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
     _lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
     f = sub.add_parser("fuse", help="fold LoRA adapters into the model and save it")
@@ -247,6 +257,24 @@ def run_generate(args: argparse.Namespace) -> None:
         print(f"Peak memory: {last.peak_memory:.3f} GB")
 
 
+def run_batch(args: argparse.Namespace) -> None:
+    from .generation.batch_job import run_batch_job
+
+    model, tokenizer = _load(args)
+    schema = _json_arg(args.json_schema, "--json-schema") if args.json_schema else None
+    kw = _sampling_kwargs(args)
+    counts = run_batch_job(
+        model, tokenizer, args.input, args.output, batch_size=args.batch_size,
+        json_schema=schema, max_tokens=kw["max_tokens"], temperature=kw["temperature"],
+        top_p=kw["top_p"], top_k=kw["top_k"], min_p=kw["min_p"],
+        repetition_penalty=kw["repetition_penalty"], prefill_step_size=kw["prefill_step_size"],
+        kv_bits=kw["kv_bits"], kv_budget=int(args.kv_budget * 1e9) if args.kv_budget else None,
+        seed=args.seed,
+    )
+    print(f"Wrote {counts['written']} records ({counts['errors']} errors, {counts['skipped']} "
+          f"already done) to {args.output}", file=sys.stderr)
+
+
 def run_chat(args: argparse.Namespace) -> None:
     from .generation.generate import stream_generate
     from .image_processing import load_image
@@ -302,7 +330,8 @@ def run_chat(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"generate": run_generate, "chat": run_chat, "convert": run_convert,
+    commands = {"generate": run_generate, "chat": run_chat, "batch": run_batch,
+                "convert": run_convert,
                 "lora": run_lora, "fuse": run_fuse}
     try:
         commands[args.command](args)

@@ -39,6 +39,8 @@ class Event:
     token: int
     text: str
     finish_reason: str | None = None
+    prompt_tokens: int = 0
+    generation_tokens: int = 0  # so far
 
 
 @dataclass
@@ -209,7 +211,7 @@ class BatchEngine:
         text = "" if token in stops or s.detok is None else s.detok.add(token)
         if reason:
             self.running.remove(s)
-        return Event(r.id, token, text, reason)
+        return Event(r.id, token, text, reason, len(r.prompt), s.generated)
 
     def run(self) -> Iterator[Event]:
         while self.has_work:
