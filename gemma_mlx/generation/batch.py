@@ -11,10 +11,18 @@ from typing import Any
 
 import mlx.core as mx
 
+from ..batch_cache import batch_caches
 from ..errors import GemmaError
 from .constraints import Constraint, apply_bitmask, make_constraint
 from .generate import StreamingDetokenizer, _prompt_ids
-from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
+from .sampling import (
+    LogitsProcessor,
+    Sampler,
+    greedy,
+    make_repetition_penalty,
+    make_sampler,
+    normalize_and_sample,
+)
 from .tools import stop_ids
 
 
@@ -46,11 +54,12 @@ class Event:
 @dataclass
 class _Sequence:
     request: Request
-    cache: list
+    cache: list | None  # its own caches, until it moves into a row of the batch buffers
     detok: StreamingDetokenizer | None
     tokens: list[int]  # prompt, then the generated tokens
     prefilled: int = 0
     generated: int = 0
+    row: int | None = None
 
     @property
     def prefilling(self) -> bool:
@@ -89,6 +98,8 @@ class BatchEngine:
                       "generation_time": 0.0, "steps": 0}
         self._ids = itertools.count()
         self._stops = stop_ids(tokenizer) if tokenizer is not None else set()
+        self.batch = batch_caches(model.make_cache(kv_bits=kv_bits))
+        self._free_rows = list(range(max_batch))
 
     def submit(self, request: Request) -> Any:
         context = self.model.config.max_position_embeddings
@@ -111,7 +122,14 @@ class BatchEngine:
     def cancel(self, request_id: Any) -> None:
         """Drop a queued or running request (its KV memory is freed at once)."""
         self.queue = deque(r for r in self.queue if r.id != request_id)
-        self.running = [s for s in self.running if s.request.id != request_id]
+        for s in [s for s in self.running if s.request.id == request_id]:
+            self._leave(s)
+
+    def _leave(self, s: _Sequence) -> None:
+        self.running.remove(s)
+        if s.row is not None:
+            self._free_rows.append(s.row)
+        s.cache = None
 
     @property
     def has_work(self) -> bool:
@@ -136,17 +154,27 @@ class BatchEngine:
             used += need
 
     def _plan(self) -> list[tuple[_Sequence, int]]:
-        """(sequence, new tokens) for this step: 1 per decoding sequence, and prefill chunks
-        (oldest first) within prefill_step_size tokens."""
-        plan, budget = [], self.prefill_step_size
+        """(sequence, new tokens) for this step: 1 per decoding sequence (those in batch rows
+        first), and prefill chunks (oldest first) within prefill_step_size tokens."""
+        plan = [(s, 1) for s in self.running if s.row is not None]
+        plan += [(s, 1) for s in self.running if s.row is None and not s.prefilling]
+        budget = self.prefill_step_size
         for s in self.running:
-            if not s.prefilling:
-                plan.append((s, 1))
-            elif budget > 0:
+            if s.prefilling and budget > 0:
                 n = min(budget, len(s.request.prompt) - s.prefilled)
                 plan.append((s, n))
                 budget -= n
         return plan
+
+    def _to_row(self, s: _Sequence) -> None:
+        """Move a prefilled sequence's caches into a free row of the batch buffers."""
+        if self.batch is None or not self._free_rows:
+            return
+        s.row = self._free_rows.pop(0)
+        need = len(s.request.prompt) + s.request.max_tokens
+        for layer, c in zip(self.batch, s.cache, strict=True):
+            layer.load(s.row, c, need, self.max_batch)
+        s.cache = None
 
     def step(self) -> list[Event]:
         """One forward pass over the running batch; the events of the tokens it produced."""
@@ -155,16 +183,20 @@ class BatchEngine:
         if not plan:
             return []
         start = time.perf_counter()
-        ids, lengths, caches, last, sampled = [], [], [], [], []
+        ids, lengths, caches, last, rows, positions = [], [], [], [], [], []
         for s, n in plan:
             if s.prefilling:
                 ids += s.request.prompt[s.prefilled : s.prefilled + n]
             else:
                 ids.append(s.tokens[-1])
+            if s.row is not None:
+                rows.append(s.row)
+                positions.append(len(s.tokens) - 1)
+            else:
+                caches.append(s.cache)
             lengths.append(n)
-            caches.append(s.cache)
             last.append(sum(lengths) - 1)
-        h = self.model.model.rows(mx.array(ids), lengths, caches)
+        h = self.model.model.rows(mx.array(ids), lengths, caches, self.batch, rows, positions)
         finishing = [i for i, (s, n) in enumerate(plan) if not s.prefilling or
                      s.prefilled + n == len(s.request.prompt)]
         prefill = sum(n for s, n in plan if s.prefilling)
@@ -175,29 +207,39 @@ class BatchEngine:
             logits = self.model.logits(h[0, mx.array([last[i] for i in finishing])])
             logits = logits.astype(mx.float32)
             mx.async_eval(logits)  # masks are computed while the forward pass runs
-            sampled = [self._sample(plan[i][0], logits[j : j + 1])
-                       for j, i in enumerate(finishing)]
-            tokens = mx.concatenate(sampled).tolist()
+            tokens = self._sample([plan[i][0] for i in finishing], logits).tolist()
         else:
-            mx.eval([c.state for seq, _ in plan for c in seq.cache])
+            mx.eval([c.state for seq, _ in plan for c in seq.cache or []])
             tokens = []
         elapsed = time.perf_counter() - start
         self.stats["steps"] += 1
         self.stats["prompt_tokens"] += prefill
         self.stats["generation_tokens"] += len(tokens)
         self.stats["prompt_time" if prefill else "generation_time"] += elapsed
-        return [self._emit(plan[i][0], t) for i, t in zip(finishing, tokens, strict=True)]
+        events = [self._emit(plan[i][0], t) for i, t in zip(finishing, tokens, strict=True)]
+        for s in self.running:
+            if s.row is None and not s.prefilling:
+                self._to_row(s)
+        return events
 
-    def _sample(self, s: _Sequence, logits: mx.array) -> mx.array:
-        r = s.request
-        if r.constraint is not None:
-            allowed = mx.array(r.constraint.mask_words())
-        for p in r.logits_processors:
-            logits = p(s.tokens, logits)
-        if r.constraint is not None:
-            logits = apply_bitmask(logits, allowed)
-        sampler = r.sampler or (lambda lp: mx.argmax(lp, axis=-1))
-        return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+    def _sample(self, seqs: list[_Sequence], logits: mx.array) -> mx.array:
+        """Next tokens [n] from logits [n, V]: each row's processors and constraint, then one
+        sampler call for all rows when they share it (one argmax over the batch)."""
+        samplers = [s.request.sampler or greedy for s in seqs]
+        if all(not s.request.logits_processors and s.request.constraint is None
+               for s in seqs) and all(f is samplers[0] for f in samplers):
+            return normalize_and_sample(samplers[0], logits)
+        out = []
+        for j, (s, sampler) in enumerate(zip(seqs, samplers, strict=True)):
+            row, r = logits[j : j + 1], s.request
+            if r.constraint is not None:
+                allowed = mx.array(r.constraint.mask_words())
+            for p in r.logits_processors:
+                row = p(s.tokens, row)
+            if r.constraint is not None:
+                row = apply_bitmask(row, allowed)
+            out.append(normalize_and_sample(sampler, row))
+        return mx.concatenate(out)
 
     def _emit(self, s: _Sequence, token: int) -> Event:
         r = s.request
@@ -210,7 +252,7 @@ class BatchEngine:
         reason = "stop" if finished else ("length" if s.generated >= r.max_tokens else None)
         text = "" if token in stops or s.detok is None else s.detok.add(token)
         if reason:
-            self.running.remove(s)
+            self._leave(s)
         return Event(r.id, token, text, reason, len(r.prompt), s.generated)
 
     def run(self) -> Iterator[Event]:

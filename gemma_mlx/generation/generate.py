@@ -16,7 +16,13 @@ from ..image_processing import ImageInput
 from ..prompt import build_inputs
 from ..text.tool_calls import check_tools, choose_functions
 from .constraints import Constraint, apply_bitmask, make_constraint
-from .sampling import LogitsProcessor, Sampler, make_repetition_penalty, make_sampler
+from .sampling import (
+    LogitsProcessor,
+    Sampler,
+    make_repetition_penalty,
+    make_sampler,
+    normalize_and_sample,
+)
 from .tools import parse_tool_calls, stop_ids, tool_constraint
 
 
@@ -73,7 +79,7 @@ def generate_step(
             logits = p(tokens, logits)
         if constraint is not None:
             logits = apply_bitmask(logits, allowed)
-        return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+        return normalize_and_sample(sampler, logits)
 
     def step(ids: mx.array) -> mx.array:
         return sampler_step(model.model(ids[None], cache)[:, -1, :])

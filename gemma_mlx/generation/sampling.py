@@ -10,12 +10,27 @@ Sampler = Callable[[mx.array], mx.array]
 LogitsProcessor = Callable[[list[int], mx.array], mx.array]
 
 
+def greedy(logits: mx.array) -> mx.array:
+    return mx.argmax(logits, axis=-1)
+
+
+greedy.greedy = True  # type: ignore[attr-defined]
+
+
+def normalize_and_sample(sampler: Sampler, logits: mx.array) -> mx.array:
+    """Sample from logits [B, V]: log-softmax first, unless the sampler is greedy."""
+    if getattr(sampler, "greedy", False):
+        return sampler(logits)
+    return sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+
 def make_sampler(
     temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0
 ) -> Sampler:
-    """A function from log-probabilities [B, V] to token ids [B]; greedy at temperature 0."""
+    """A function from log-probabilities [B, V] to token ids [B]; greedy at temperature 0
+    (marked `greedy`: it needs no normalization, which costs an exp per vocabulary entry)."""
     if temperature <= 0:
-        return lambda logprobs: mx.argmax(logprobs, axis=-1)
+        return greedy
 
     def sample(logprobs: mx.array) -> mx.array:
         if top_k > 0 and top_k < logprobs.shape[-1]:

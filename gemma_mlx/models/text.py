@@ -26,12 +26,15 @@ class Rows:
     """A ragged batch for one layer: each sequence's token count and its own cache.
 
     The sequences' tokens lie side by side in one [1, T, hidden] array, so the projections
-    and the MLP run once for all of them (each weight read once per step); RoPE and attention
-    run per sequence, over its own caches and positions.
+    and the MLP run once for all of them (each weight read once per step). The first
+    `len(positions)` sequences decode one token each from the shared `batch` buffer, in one
+    batched attention; the others (prefill chunks) attend over their own caches.
     """
 
-    def __init__(self, lengths: list[int], caches: list[Cache]):
+    def __init__(self, lengths: list[int], caches: list[Cache], batch: Any = None,
+                 rows: list[int] = (), positions: list[int] = ()):
         self.lengths, self.caches = lengths, caches
+        self.batch, self.rows, self.positions = batch, list(rows), list(positions)
 
 
 class Attention(nn.Module):
@@ -70,7 +73,14 @@ class Attention(nn.Module):
         k = self.k_norm(self.k_proj(x).reshape(1, t, self.n_kv_heads, -1))
         v = self.v_proj(x).reshape(1, t, self.n_kv_heads, -1)
         outs, start = [], 0
-        for n, cache in zip(rows.lengths, rows.caches, strict=True):
+        if rows.rows:
+            m = start = len(rows.rows)
+            qd, kd, vd = (a[0, :m, :, None] for a in (q, k, v))  # [m, H, 1, D]
+            pos = mx.array(rows.positions)
+            qd, kd = apply_rope(qd, self.rope, pos), apply_rope(kd, self.rope, pos)
+            out = rows.batch.decode(qd, kd, vd, rows.rows, rows.positions, self.scale)
+            outs.append(out.reshape(1, m, -1))
+        for n, cache in zip(rows.lengths[len(rows.rows):], rows.caches, strict=True):
             qi, ki, vi = (a[:, start : start + n].transpose(0, 2, 1, 3) for a in (q, k, v))
             qi, ki = apply_rope(qi, self.rope, cache.offset), apply_rope(ki, self.rope,
                                                                           cache.offset)
@@ -128,13 +138,17 @@ class TextModel(nn.Module):
             h = layer(h, c, image_blocks or ())
         return self.norm(h)
 
-    def rows(self, input_ids: mx.array, lengths: list[int], caches: list[list[Cache]]
+    def rows(self, input_ids: mx.array, lengths: list[int], caches: list[list[Cache]],
+             batch: list[Any] | None = None, rows: list[int] = (), positions: list[int] = ()
              ) -> mx.array:
         """Final hidden states [1, T, hidden] of a ragged batch: sequence i's `lengths[i]` new
-        tokens (side by side in input_ids [T]) continue its own `caches[i]`."""
+        tokens (side by side in input_ids [T]) continue its own `caches[i]`; the first
+        len(rows) sequences decode from rows `rows` of `batch` (a BatchLayerCache per layer)
+        at `positions`, and have no entry in `caches`."""
         h = self.embed(input_ids[None])
         for i, layer in enumerate(self.layers):
-            h = layer(h, Rows(lengths, [c[i] for c in caches]))
+            h = layer(h, Rows(lengths, [c[i] for c in caches], batch and batch[i], rows,
+                              positions))
         return self.norm(h)
 
 
