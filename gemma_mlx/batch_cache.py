@@ -62,10 +62,13 @@ class BatchLayerCache:
         self.k[r, :, slot] = k[:, :, 0]
         self.v[r, :, slot] = v[:, :, 0]
         n_rows, hq, d = self.rows, q.shape[1], q.shape[3]
-        qf = mx.zeros((n_rows, hq, 1, d), q.dtype)
-        qf[r] = q
-        p = mx.zeros((n_rows,), mx.int32)
-        p[r] = pos
+        full = rows == list(range(n_rows))  # every row decodes, in order: no scatter
+        qf, p = q, pos
+        if not full:
+            qf = mx.zeros((n_rows, hq, 1, d), q.dtype)
+            qf[r] = q
+            p = mx.zeros((n_rows,), mx.int32)
+            p[r] = pos
         # only the slots written so far: short sequences attend over a prefix, not the ring
         used = min(self.size, max(positions) + 1)
         p, s = p[:, None], mx.arange(used)[None, :]
@@ -77,7 +80,7 @@ class BatchLayerCache:
         keys, values = self.k[:, :, :used], self.v[:, :, :used]
         out = mx.fast.scaled_dot_product_attention(qf, keys, values, scale=scale,
                                                    mask=mask[:, None, None, :])
-        return out[r]
+        return out if full else out[r]
 
 
 def batch_caches(single: list[Cache]) -> list[BatchLayerCache] | None:
