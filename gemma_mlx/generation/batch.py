@@ -11,8 +11,8 @@ from typing import Any
 
 import mlx.core as mx
 
-from ..batch_cache import batch_caches
 from ..errors import GemmaError
+from .batch_cache import batch_caches
 from .constraints import Constraint, apply_bitmask, make_constraint
 from .generate import StreamingDetokenizer, _prompt_ids
 from .sampling import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from .cache import Cache, RotatingKVCache
+from ..cache import Cache, RotatingKVCache
 
 STEP = 256  # global-layer capacity grows in multiples of this
 
