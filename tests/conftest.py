@@ -37,3 +37,21 @@ def model_270m_f32(gguf_270m):
 
     g = read_gguf(gguf_270m, dequantize=True)
     return build_model(ModelConfig.from_dict(g.config), g.weights, str(gguf_270m))
+
+
+def random_vocab_model(seed: int, **config_overrides):
+    """A random 2-layer Gemma 3 (the gqa fixture's shape) with the real 262,144-token
+    vocabulary, for tests that need real token ids but not real weights."""
+    import json
+
+    import mlx.core as mx
+
+    from gemma_mlx.config import TextConfig
+    from gemma_mlx.models.text import Gemma3ForCausalLM
+
+    config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
+    config.update(vocab_size=262144, num_hidden_layers=2, layer_types=None, **config_overrides)
+    mx.random.seed(seed)
+    model = Gemma3ForCausalLM(TextConfig.from_dict(config))
+    mx.eval(model.parameters())
+    return model

@@ -8,15 +8,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from gemma_mlx.config import TextConfig
 from gemma_mlx.errors import GemmaError
 from gemma_mlx.generation.batch import BatchEngine, Request, batch_generate, kv_bytes
 from gemma_mlx.generation.constraints import make_constraint
 from gemma_mlx.generation.generate import generate_step
 from gemma_mlx.loading import load
-from gemma_mlx.models.text import Gemma3ForCausalLM
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, random_vocab_model
 
 
 def _alone(model, prompt: list[int], n: int) -> list[int]:
@@ -86,12 +84,8 @@ def test_kv_budget_bounds_the_running_sequences():
 
 @pytest.fixture(scope="module")
 def tiny_vocab_model():
-    config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
-    config.update(vocab_size=262144, num_hidden_layers=2, layer_types=None)
-    mx.random.seed(0)
-    model = Gemma3ForCausalLM(TextConfig.from_dict(config))
-    mx.eval(model.parameters())
-    return model
+    """A random 2-layer Gemma 3 with the real 262,144-token vocabulary."""
+    return random_vocab_model(0)
 
 
 def test_per_sequence_constraints_in_one_batch(tiny_vocab_model, model_270m):

@@ -13,13 +13,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from gemma_mlx.config import TextConfig
 from gemma_mlx.errors import GemmaError
 from gemma_mlx.generation.constraints import Constraint, lark_grammar, make_constraint
 from gemma_mlx.generation.generate import generate_step, stream_generate
-from gemma_mlx.models.text import Gemma3ForCausalLM
 
-from .conftest import FIXTURES
+from .conftest import random_vocab_model
 from .schema_suite import SCHEMAS
 
 VOCAB = 262144
@@ -38,13 +36,7 @@ def tokenizer(model_270m):
 @pytest.fixture(scope="module")
 def tiny_model():
     """A random 2-layer Gemma 3 with the real 262,144-token vocabulary."""
-    config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
-    config.update(vocab_size=VOCAB, num_hidden_layers=2, layer_types=None,
-                  max_position_embeddings=4096)
-    mx.random.seed(0)
-    model = Gemma3ForCausalLM(TextConfig.from_dict(config))
-    mx.eval(model.parameters())
-    return model
+    return random_vocab_model(0, max_position_embeddings=4096)
 
 
 @pytest.fixture(scope="module")

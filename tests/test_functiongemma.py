@@ -9,15 +9,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from gemma_mlx.config import TextConfig
 from gemma_mlx.generation.generate import generate_step
 from gemma_mlx.generation.tools import parse_tool_calls, stop_ids, tool_constraint, tool_format
-from gemma_mlx.models.text import Gemma3ForCausalLM
 from gemma_mlx.text import functiongemma as fg
 from gemma_mlx.text.tokenizer import Tokenizer
 from gemma_mlx.text.tool_calls import check_tools
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, random_vocab_model
 from .test_tool_calls import ORDER, TOOLS, WEATHER
 
 # FunctionGemma renames Gemma 3's <unused40>..<unused46> (tests/fixtures/templates/README.md)
@@ -42,12 +40,8 @@ def fg_tokenizer(model_270m):
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
-    config.update(vocab_size=262144, num_hidden_layers=2, layer_types=None)
-    mx.random.seed(3)
-    model = Gemma3ForCausalLM(TextConfig.from_dict(config))
-    mx.eval(model.parameters())
-    return model
+    """A random 2-layer Gemma 3 with the real 262,144-token vocabulary."""
+    return random_vocab_model(3)
 
 
 def test_vocabulary_format_and_stops(fg_tokenizer, model_270m):
