@@ -6,6 +6,7 @@ tokens (`trim`), and be saved to and loaded from a file (prompt caching).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -182,6 +183,19 @@ class RotatingKVCache:
 
 
 Cache = KVCache | RotatingKVCache
+
+
+def copy_cache(c: Cache, n: int | None = None) -> Cache:
+    """A copy of `c` that later writes to either leave alone; a global layer's copy holds
+    only its first n positions (a ring is copied whole: its slots are not in order)."""
+    out = copy.copy(c)
+    ring = isinstance(c, RotatingKVCache)
+    for name in ("k", "v"):
+        store = copy.copy(getattr(c, name))
+        store.data = [(a if ring or n is None else a[:, :, :n]) * 1 for a in store.data]
+        mx.eval(store.data)
+        setattr(out, name, store)
+    return out
 
 
 def save_prompt_cache(path: str | Path, caches: list[Cache], metadata: dict | None = None) -> None:

@@ -70,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json-schema", metavar="SCHEMA", help="for every record without its own")
     b.add_argument("--kv-budget", type=float, metavar="GB",
                    help="bound the KV memory of the running sequences")
+    _serve_args(sub.add_parser("serve", help="an OpenAI-compatible server with a chat page"))
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
     _lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
     f = sub.add_parser("fuse", help="fold LoRA adapters into the model and save it")
@@ -79,6 +80,46 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--dequantize", action="store_true", help="write float weights")
     f.add_argument("--force", action="store_true")
     return ap
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="checkpoint to serve (default: the embedded 270M)")
+    p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--api-key", help="require Authorization: Bearer KEY (not on /health)")
+    p.add_argument("--max-concurrency", type=int, default=8, help="sequences decoding at once")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests waiting; past that, 429 with Retry-After")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser pages from this origin (repeatable; default: none)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="another Host header to accept on loopback (repeatable)")
+    p.add_argument("--max-body-mb", type=float, default=32.0)
+    p.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS")
+    p.add_argument("--cache-gb", type=float, default=2.0,
+                   help="prefix-cache memory for multi-turn reuse (0 turns it off)")
+    p.add_argument("--metrics", action="store_true", help="serve Prometheus /metrics")
+    p.add_argument("--media-dir", help="allow file:// images from this directory")
+    p.add_argument("--kv-bits", type=int, choices=[4, 8], default=None)
+    p.add_argument("--prefill-step-size", type=int, default=512)
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from .serve.app import Settings
+    from .serve.run import model_name, serve
+
+    model, tokenizer = _load(args)
+    settings = Settings(
+        model_id=model_name(args.model), api_key=args.api_key, host=args.host,
+        allowed_hosts=args.allowed_host, cors_origins=args.cors_origin,
+        max_concurrency=args.max_concurrency, max_queue=args.max_queue,
+        max_body_mb=args.max_body_mb, request_timeout=args.request_timeout,
+        cache_gb=args.cache_gb, metrics=args.metrics, media_dir=args.media_dir,
+        kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size)
+    serve(model, tokenizer, settings, args.port, args.log_level)
 
 
 def _lora_args(p: argparse.ArgumentParser) -> None:
@@ -331,6 +372,7 @@ def run_chat(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"generate": run_generate, "chat": run_chat, "batch": run_batch,
+                "serve": run_serve,
                 "convert": run_convert,
                 "lora": run_lora, "fuse": run_fuse}
     try:

@@ -50,7 +50,8 @@ def random_vocab_model(seed: int, **config_overrides):
     from gemma_mlx.models.text import Gemma3ForCausalLM
 
     config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
-    config.update(vocab_size=262144, num_hidden_layers=2, layer_types=None, **config_overrides)
+    config.update({"vocab_size": 262144, "num_hidden_layers": 2, "layer_types": None,
+                   **config_overrides})
     mx.random.seed(seed)
     model = Gemma3ForCausalLM(TextConfig.from_dict(config))
     mx.eval(model.parameters())

@@ -11,6 +11,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from ..cache import copy_cache
 from ..errors import GemmaError
 from .batch_cache import batch_caches
 from .constraints import Constraint, apply_bitmask, make_constraint
@@ -37,6 +38,10 @@ class Request:
     constraint: Constraint | None = None
     stops: set[int] | None = None  # None: the tokenizer's end-of-sequence ids
     id: Any = None
+    logprobs: int | None = None  # report the sampled token's log-probability and this many top
+    cache: list | None = None  # caches already holding prompt[:cached] (a prefix-cache hit)
+    cached: int = 0
+    keep_cache: bool = False  # hand the caches back on the last event (for a prefix cache)
 
 
 @dataclass
@@ -49,6 +54,12 @@ class Event:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     generation_tokens: int = 0  # so far
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
+    # with keep_cache, on the last event: caches of every position but the last token, and
+    # the sliding layers' rings as they were at the end of the prompt (None for the others)
+    caches: list | None = None
+    checkpoint: list | None = None
 
 
 @dataclass
@@ -60,6 +71,7 @@ class _Sequence:
     prefilled: int = 0
     generated: int = 0
     row: int | None = None
+    checkpoint: list | None = None
 
     @property
     def prefilling(self) -> bool:
@@ -88,23 +100,26 @@ class BatchEngine:
 
     def __init__(self, model: Any, tokenizer: Any = None, max_batch: int = 16,
                  prefill_step_size: int = 512, kv_budget: int | None = None,
-                 kv_bits: int | None = None):
+                 kv_bits: int | None = None, slack: int = 0):
         self.model, self.tokenizer = model, tokenizer
         self.max_batch, self.prefill_step_size = max_batch, prefill_step_size
-        self.kv_budget, self.kv_bits = kv_budget, kv_bits
+        self.kv_budget, self.kv_bits, self.slack = kv_budget, kv_bits, slack
         self.queue: deque[Request] = deque()
         self.running: list[_Sequence] = []
         self.stats = {"prompt_tokens": 0, "generation_tokens": 0, "prompt_time": 0.0,
                       "generation_time": 0.0, "steps": 0}
         self._ids = itertools.count()
         self._stops = stop_ids(tokenizer) if tokenizer is not None else set()
-        self.batch = batch_caches(model.make_cache(kv_bits=kv_bits))
+        self.batch = batch_caches(self._make_cache())
         self._free_rows = list(range(max_batch))
 
     def submit(self, request: Request) -> Any:
         context = self.model.config.max_position_embeddings
         if not request.prompt:
             raise GemmaError("the prompt is empty")
+        if not 0 <= request.cached < len(request.prompt) or (request.cache is None) != (
+                request.cached == 0):
+            raise GemmaError("a cached prefix must leave at least one prompt token to prefill")
         if len(request.prompt) >= context:
             raise GemmaError(f"the prompt has {len(request.prompt)} tokens; this model's "
                              f"context is {context}")
@@ -129,7 +144,17 @@ class BatchEngine:
         self.running.remove(s)
         if s.row is not None:
             self._free_rows.append(s.row)
-        s.cache = None
+        s.cache = s.checkpoint = None
+
+    def _make_cache(self) -> list:
+        return self.model.make_cache(kv_bits=self.kv_bits, slack=self.slack)
+
+    def _kept(self, s: _Sequence) -> tuple[list, list | None]:
+        """The caches of a finishing sequence (moved out of its row) and its checkpoint."""
+        offset = len(s.tokens) - 1  # the last token was sampled, never run through the model
+        if s.row is None:
+            return s.cache, s.checkpoint
+        return [layer.extract(s.row, offset) for layer in self.batch], s.checkpoint
 
     @property
     def has_work(self) -> bool:
@@ -145,12 +170,13 @@ class BatchEngine:
             if self.kv_budget is not None and self.running and used + need > self.kv_budget:
                 return
             r = self.queue.popleft()
-            cache = self.model.make_cache(kv_bits=self.kv_bits)
+            cache = r.cache if r.cache is not None else self._make_cache()
+            r.cache = None  # moved into the sequence
             for c in cache:
                 if hasattr(c, "reserve"):
-                    c.reserve(len(r.prompt) + r.max_tokens)
+                    c.reserve(len(r.prompt) + min(r.max_tokens, 1024))  # then it doubles
             detok = StreamingDetokenizer(self.tokenizer) if self.tokenizer is not None else None
-            self.running.append(_Sequence(r, cache, detok, list(r.prompt)))
+            self.running.append(_Sequence(r, cache, detok, list(r.prompt), r.cached))
             used += need
 
     def _plan(self) -> list[tuple[_Sequence, int]]:
@@ -165,6 +191,15 @@ class BatchEngine:
                 plan.append((s, n))
                 budget -= n
         return plan
+
+    def _end_prefill(self, s: _Sequence) -> None:
+        """Keep the rings at the end of the prompt (a turn boundary) for the prefix cache, then
+        move the sequence into a batch row if one is free."""
+        if s.request.keep_cache:
+            moving = self.batch is not None and self._free_rows  # then the rings are not reused
+            s.checkpoint = [(c if moving else copy_cache(c)) if hasattr(c, "window") else None
+                            for c in s.cache]
+        self._to_row(s)
 
     def _to_row(self, s: _Sequence) -> None:
         """Move a prefilled sequence's caches into a free row of the batch buffers."""
@@ -200,6 +235,7 @@ class BatchEngine:
         finishing = [i for i, (s, n) in enumerate(plan) if not s.prefilling or
                      s.prefilled + n == len(s.request.prompt)]
         prefill = sum(n for s, n in plan if s.prefilling)
+        prefilled = [plan[i][0] for i in finishing if plan[i][0].prefilling]
         for s, n in plan:
             if s.prefilling:
                 s.prefilled += n
@@ -207,41 +243,52 @@ class BatchEngine:
             logits = self.model.logits(h[0, mx.array([last[i] for i in finishing])])
             logits = logits.astype(mx.float32)
             mx.async_eval(logits)  # masks are computed while the forward pass runs
-            tokens = self._sample([plan[i][0] for i in finishing], logits).tolist()
+            tokens, logprobs = self._sample([plan[i][0] for i in finishing], logits)
         else:
             mx.eval([c.state for seq, _ in plan for c in seq.cache or []])
-            tokens = []
+            tokens, logprobs = [], []
         elapsed = time.perf_counter() - start
         self.stats["steps"] += 1
         self.stats["prompt_tokens"] += prefill
         self.stats["generation_tokens"] += len(tokens)
         self.stats["prompt_time" if prefill else "generation_time"] += elapsed
-        events = [self._emit(plan[i][0], t) for i, t in zip(finishing, tokens, strict=True)]
+        events = [self._emit(plan[i][0], t, lp) for i, t, lp in
+                  zip(finishing, tokens, logprobs, strict=True)]
+        for s in prefilled:
+            if s in self.running:
+                self._end_prefill(s)
         for s in self.running:
             if s.row is None and not s.prefilling:
                 self._to_row(s)
         return events
 
-    def _sample(self, seqs: list[_Sequence], logits: mx.array) -> mx.array:
-        """Next tokens [n] from logits [n, V]: each row's processors and constraint, then one
-        sampler call for all rows when they share it (one argmax over the batch)."""
+    def _sample(self, seqs: list[_Sequence], logits: mx.array) -> tuple[list[int], list]:
+        """Next tokens from logits [n, V]: each row's processors and constraint, then one
+        sampler call for all rows when they share it (one argmax over the batch). With them,
+        each row's (log-probability, top log-probabilities) of the distribution sampled."""
         samplers = [s.request.sampler or greedy for s in seqs]
         if all(not s.request.logits_processors and s.request.constraint is None
                for s in seqs) and all(f is samplers[0] for f in samplers):
-            return normalize_and_sample(samplers[0], logits)
-        out = []
-        for j, (s, sampler) in enumerate(zip(seqs, samplers, strict=True)):
-            row, r = logits[j : j + 1], s.request
-            if r.constraint is not None:
-                allowed = mx.array(r.constraint.mask_words())
-            for p in r.logits_processors:
-                row = p(s.tokens, row)
-            if r.constraint is not None:
-                row = apply_bitmask(row, allowed)
-            out.append(normalize_and_sample(sampler, row))
-        return mx.concatenate(out)
+            tokens = normalize_and_sample(samplers[0], logits)
+        else:
+            rows, out = [], []
+            for j, (s, sampler) in enumerate(zip(seqs, samplers, strict=True)):
+                row, r = logits[j : j + 1], s.request
+                if r.constraint is not None:
+                    allowed = mx.array(r.constraint.mask_words())
+                for p in r.logits_processors:
+                    row = p(s.tokens, row)
+                if r.constraint is not None:
+                    row = apply_bitmask(row, allowed)
+                rows.append(row)
+                out.append(normalize_and_sample(sampler, row))
+            tokens, logits = mx.concatenate(out), mx.concatenate(rows)
+        tokens = tokens.tolist()
+        return tokens, [_logprobs(logits[j], t, s.request.logprobs)
+                        if s.request.logprobs is not None else None
+                        for j, (s, t) in enumerate(zip(seqs, tokens, strict=True))]
 
-    def _emit(self, s: _Sequence, token: int) -> Event:
+    def _emit(self, s: _Sequence, token: int, logprobs: tuple | None = None) -> Event:
         r = s.request
         s.tokens.append(token)
         s.generated += 1
@@ -251,13 +298,37 @@ class BatchEngine:
         finished = token in stops or (r.constraint is not None and r.constraint.is_finished)
         reason = "stop" if finished else ("length" if s.generated >= r.max_tokens else None)
         text = "" if token in stops or s.detok is None else s.detok.add(token)
+        event = Event(r.id, token, text, reason, len(r.prompt), s.generated,
+                      *(logprobs or (None, None)))
         if reason:
+            if r.keep_cache:
+                event.caches, event.checkpoint = self._kept(s)
             self._leave(s)
-        return Event(r.id, token, text, reason, len(r.prompt), s.generated)
+        return event
+
+    def finish(self, request_id: Any) -> Event | None:
+        """End a running request now (a stop string matched): its last event, with its caches
+        when it keeps them; None if it is not running."""
+        for s in self.running:
+            if s.request.id == request_id:
+                event = Event(request_id, -1, "", "stop", len(s.request.prompt), s.generated)
+                if s.request.keep_cache and not s.prefilling:
+                    event.caches, event.checkpoint = self._kept(s)
+                self._leave(s)
+                return event
+        return None
 
     def run(self) -> Iterator[Event]:
         while self.has_work:
             yield from self.step()
+
+
+def _logprobs(logits: mx.array, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """The log-probability of `token` under logits [V], and the `top` most likely tokens."""
+    lp = logits - mx.logsumexp(logits)
+    best = mx.argpartition(-lp, top)[:top] if top else mx.array([], mx.int32)
+    best = best[mx.argsort(-lp[best])]
+    return lp[token].item(), list(zip(best.tolist(), lp[best].tolist(), strict=True))
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from ..cache import Cache, RotatingKVCache
+from ..cache import Cache, KVCache, RotatingKVCache
 
 STEP = 256  # global-layer capacity grows in multiples of this
 
@@ -45,7 +45,7 @@ class BatchLayerCache:
         else:
             keys, values = cache.k.read(slice(0, cache.offset)), cache.v.read(
                 slice(0, cache.offset))
-            size = max(self.size, -(-need // STEP) * STEP)
+            size = max(self.size, -(-need // STEP) * STEP)  # grows in decode past that
         if row >= self.rows or size > self.size:
             rows = max(row + 1, min(2 * self.rows, max_rows), self.rows)
             self._resize(rows, size, keys)
@@ -56,6 +56,8 @@ class BatchLayerCache:
                positions: list[int], scale: float) -> mx.array:
         """One token per row: q [n, Hq, 1, D], k, v [n, Hkv, 1, D] at `positions`; returns
         the attention output [n, Hq, 1, D]. Rows not listed take part but are discarded."""
+        if self.window is None and max(positions) >= self.size:
+            self._resize(self.rows, max(2 * self.size, -(-(max(positions) + 1) // STEP) * STEP), k)
         r = mx.array(rows)
         pos = mx.array(positions)
         slot = pos % self.size if self.window is not None else pos
@@ -83,12 +85,28 @@ class BatchLayerCache:
         return out if full else out[r]
 
 
+    def extract(self, row: int, offset: int) -> Cache:
+        """A single-sequence cache of `row` holding positions 0..offset-1 (a copy: the row is
+        reused, and a view would keep the whole buffer alive)."""
+        if self.window is None:
+            c: Cache = KVCache()
+            parts = [self.k[row : row + 1, :, :offset], self.v[row : row + 1, :, :offset]]
+        else:
+            c = RotatingKVCache(self.window, self.size - self.window)
+            parts = [self.k[row : row + 1], self.v[row : row + 1]]
+        parts = [p * 1 for p in parts]
+        mx.eval(parts)
+        c.k.data, c.v.data = parts[:1], parts[1:]
+        c.offset = offset
+        return c
+
+
 def batch_caches(single: list[Cache]) -> list[BatchLayerCache] | None:
-    """Batch buffers shaped like a model's caches, or None where they cannot hold them
-    (quantized KV, or ring slack: those sequences decode one by one)."""
+    """Batch buffers shaped like a model's caches (rings keep their slack), or None where
+    they cannot hold them (quantized KV: those sequences decode one by one)."""
     out = []
     for c in single:
-        if c.k.bits is not None or (isinstance(c, RotatingKVCache) and c.slack):
+        if c.k.bits is not None:
             return None
         out.append(BatchLayerCache(c.window, c.size) if isinstance(c, RotatingKVCache)
                    else BatchLayerCache(None, 0))

@@ -211,7 +211,7 @@ def stream_generate(
     mode, called = choose_functions(functions, tool_choice) if tools else ("none", [])
     if _is_messages(prompt):
         prompt = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False)
-    constraint = _constraint(model, tokenizer, json_schema, regex, grammar, mode, called,
+    constraint = output_constraint(model, tokenizer, json_schema, regex, grammar, mode, called,
                              parallel_tool_calls and mode != "named")
     start = time.perf_counter()
     embeddings, blocks = None, ()
@@ -264,7 +264,7 @@ def _is_messages(prompt: Any) -> bool:
     return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict)
 
 
-def _constraint(
+def output_constraint(
     model: Any, tokenizer: Any, json_schema: Any, regex: str | None, grammar: str | None,
     mode: str, functions: list[dict], parallel: bool,
 ) -> Constraint | None:

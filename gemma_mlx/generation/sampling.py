@@ -25,12 +25,16 @@ def normalize_and_sample(sampler: Sampler, logits: mx.array) -> mx.array:
 
 
 def make_sampler(
-    temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0
+    temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0,
+    seed: int | None = None,
 ) -> Sampler:
     """A function from log-probabilities [B, V] to token ids [B]; greedy at temperature 0
-    (marked `greedy`: it needs no normalization, which costs an exp per vocabulary entry)."""
+    (marked `greedy`: it needs no normalization, which costs an exp per vocabulary entry).
+    With `seed`, the sampler draws from its own random key: the same seed gives the same
+    tokens whatever else runs (in a batch, or in other threads)."""
     if temperature <= 0:
         return greedy
+    key = [mx.random.key(seed)] if seed is not None else None
 
     def sample(logprobs: mx.array) -> mx.array:
         if top_k > 0 and top_k < logprobs.shape[-1]:
@@ -48,7 +52,10 @@ def make_sampler(
             sorted_lp = mx.where(before >= top_p, -mx.inf, sorted_lp)
             inverse = mx.argsort(order, axis=-1)
             logprobs = mx.take_along_axis(sorted_lp, inverse, axis=-1)
-        return mx.random.categorical(logprobs / temperature, axis=-1)
+        if key is None:
+            return mx.random.categorical(logprobs / temperature, axis=-1)
+        key[0], sub = mx.random.split(key[0])
+        return mx.random.categorical(logprobs / temperature, axis=-1, key=sub)
 
     return sample
 
@@ -64,6 +71,38 @@ def make_repetition_penalty(penalty: float, context_size: int = 20) -> LogitsPro
         idx = mx.array(sorted(set(recent)))
         picked = logits[..., idx]
         logits[..., idx] = mx.where(picked < 0, picked * penalty, picked / penalty)
+        return logits
+
+    return process
+
+
+def make_presence_penalty(presence: float = 0.0, frequency: float = 0.0,
+                          prompt_length: int = 0) -> LogitsProcessor:
+    """OpenAI's penalties on the generated tokens (after the first `prompt_length`): minus
+    `presence` once per distinct token, minus `frequency` per occurrence."""
+
+    def process(tokens: list[int], logits: mx.array) -> mx.array:
+        counts: dict[int, int] = {}
+        for t in tokens[prompt_length:]:
+            counts[t] = counts.get(t, 0) + 1
+        if not counts:
+            return logits
+        idx = mx.array(list(counts))
+        n = mx.array(list(counts.values()), mx.float32)
+        logits[..., idx] = logits[..., idx] - presence - frequency * n
+        return logits
+
+    return process
+
+
+def make_logit_bias(bias: dict[int, float]) -> LogitsProcessor:
+    """Add a fixed bias to some token ids (OpenAI's logit_bias)."""
+    idx = list(bias)
+    values = list(bias.values())
+
+    def process(tokens: list[int], logits: mx.array) -> mx.array:
+        i = mx.array(idx)
+        logits[..., i] = logits[..., i] + mx.array(values, logits.dtype)
         return logits
 
     return process
