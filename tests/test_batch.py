@@ -21,16 +21,18 @@ def _alone(model, prompt: list[int], n: int) -> list[int]:
     return list(generate_step(mx.array(prompt), model, max_tokens=n))
 
 
-@pytest.mark.parametrize("case", ["gqa", "mqa", "layer_types"])
-def test_batched_greedy_equals_each_prompt_alone(case):
+@pytest.mark.parametrize("case, slack", [("gqa", 0), ("mqa", 0), ("layer_types", 0),
+                                         ("layer_types", 5)])
+def test_batched_greedy_equals_each_prompt_alone(case, slack):
     """Different lengths, generations that wrap the sliding window (8) several times, small
-    prefill chunks, and a batch narrower than the job: sequences join and leave mid-batch."""
+    prefill chunks, and a batch narrower than the job: sequences join and leave mid-batch.
+    With ring slack (the server's, for rollback) the rings are window + slack slots."""
     model, _ = load(FIXTURES / "text" / case)
     rng = np.random.default_rng(0)
     vocab = model.config.vocab_size
     prompts = [rng.integers(3, vocab, size=n).tolist() for n in (3, 17, 9, 30, 1, 12)]
     lengths = [20, 5, 33, 11, 26, 2]
-    engine = BatchEngine(model, None, max_batch=3, prefill_step_size=7)
+    engine = BatchEngine(model, None, max_batch=3, prefill_step_size=7, slack=slack)
     for i, (p, n) in enumerate(zip(prompts, lengths, strict=True)):
         engine.submit(Request(p, n, stops=set(), id=i))
     got: dict[int, list[int]] = {i: [] for i in range(len(prompts))}
@@ -126,3 +128,35 @@ def test_batch_generate_on_the_real_270m(model_270m):
         alone = list(generate_step(mx.array(tok.encode(p)), model, max_tokens=len(toks)))
         same += sum(a == b for a, b in zip(alone, toks, strict=False))
     assert same >= 0.8 * sum(map(len, res.tokens))
+
+
+def test_logprobs_are_the_log_softmax_of_each_step():
+    model, _ = load(FIXTURES / "text" / "gqa")
+    p = [5, 9, 40, 2, 17]
+    engine = BatchEngine(model, None, max_batch=2)
+    engine.submit(Request(p, 4, stops=set(), logprobs=3, id="lp"))
+    engine.submit(Request(p[:3], 6, stops=set(), id="other"))
+    events = [e for e in engine.run() if e.id == "lp"]
+    tokens = p + [e.token for e in events]
+    logits = model(mx.array(tokens)[None])[0].astype(mx.float32)
+    for i, e in enumerate(events):
+        ref = np.array(logits[len(p) - 1 + i] - mx.logsumexp(logits[len(p) - 1 + i]))
+        assert e.logprob == pytest.approx(float(ref[e.token]), abs=1e-4)
+        top = [t for t, _ in e.top_logprobs]
+        assert top == np.argsort(-ref)[:3].tolist() and top[0] == e.token  # greedy
+        assert [v for _, v in e.top_logprobs] == pytest.approx(np.sort(ref)[::-1][:3],
+                                                               abs=1e-4)
+
+
+def test_seeded_samplers_repeat_whatever_runs_beside_them():
+    from gemma_mlx.generation.sampling import make_sampler
+
+    model, _ = load(FIXTURES / "text" / "gqa")
+    runs = []
+    for company in (0, 2):
+        engine = BatchEngine(model, None, max_batch=4)
+        engine.submit(Request([5, 9, 40], 8, make_sampler(1.0, seed=3), stops=set(), id="s"))
+        for k in range(company):
+            engine.submit(Request([7, k + 3], 8, make_sampler(1.0), stops=set(), id=k))
+        runs.append([e.token for e in engine.run() if e.id == "s"])
+    assert runs[0] == runs[1]

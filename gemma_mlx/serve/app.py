@@ -32,7 +32,7 @@ from .completions import (
 from .events import ReplyError, chat_stream, collect, completion_stream
 from .schemas import ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
 from .security import BodyTooLarge, Guard, error_body
-from .worker import Busy, Job, Worker, loop_sink
+from .worker import Busy, Job, Unavailable, Worker, loop_sink
 
 
 @dataclass
@@ -134,6 +134,8 @@ def create_app(model: Any, tokenizer: Any, settings: Settings | None = None) -> 
         except Busy as e:
             raise HTTPError(429, f"the server is busy: {e}; retry later", "rate_limit_error",
                             "server_busy", {"Retry-After": "1"}) from None
+        except Unavailable as e:
+            raise HTTPError(503, str(e), "server_error", "worker_dead") from None
         rid = new_id("chatcmpl" if chat else "cmpl")
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -54,7 +54,8 @@ def _limit(model: Any, prompt: list[int], limit: int | None) -> int:
     return min(limit or context, context - len(prompt))  # no limit: the rest of the context
 
 
-def _messages(req: ChatCompletionRequest, media_dir: str | None) -> tuple[list[dict], list]:
+def _messages(req: ChatCompletionRequest, media_dir: str | None, vision: bool
+              ) -> tuple[list[dict], list]:
     """Messages for the chat template (image parts as placeholders) and the images."""
     out, images = [], []
     for i, m in enumerate(req.messages):
@@ -65,6 +66,9 @@ def _messages(req: ChatCompletionRequest, media_dir: str | None) -> tuple[list[d
                 where = f"messages[{i}].content[{j}]"
                 if part.type == "text":
                     parts.append({"type": "text", "text": part.text or ""})
+                elif not vision:
+                    raise GemmaError(f"{where}: this model has no vision tower: images need "
+                                     "a Gemma 3 4B/12B/27B checkpoint")
                 elif part.image_url is None:
                     raise GemmaError(f"{where}: an image part needs image_url.url")
                 else:
@@ -85,10 +89,7 @@ def chat_plan(req: ChatCompletionRequest, model: Any, tokenizer: Any,
     if schema is not None and mode != "none":
         raise GemmaError("response_format cannot be combined with tools (use tool_choice "
                          "'none' for a JSON answer)")
-    messages, images = _messages(req, media_dir)
-    if images and not hasattr(model, "get_image_features"):
-        raise GemmaError("this model has no vision tower: images need a Gemma 3 4B/12B/27B "
-                         "checkpoint")
+    messages, images = _messages(req, media_dir, hasattr(model, "get_image_features"))
     text = tokenizer.apply_chat_template(messages, tools=req.tools if mode != "none" else None,
                                          add_generation_prompt=True, tokenize=False,
                                          **(req.chat_template_kwargs or {}))

@@ -30,18 +30,33 @@ class ReplyError(Exception):
         self.status = status
 
 
-async def next_item(request: Request, q: asyncio.Queue, timeout: float) -> Any:
-    """The next job event, "keepalive" after `timeout` s without one, None if the client left."""
-    waited = 0.0
-    while True:
-        try:
-            return await asyncio.wait_for(q.get(), POLL_S)
-        except asyncio.TimeoutError:
-            waited += POLL_S
-            if await request.is_disconnected():
+class Waiter:
+    """Takes a request's job events; checks every POLL_S that its client is still there,
+    whether the events flow or not."""
+
+    def __init__(self, request: Request, q: asyncio.Queue):
+        self.request, self.q = request, q
+        self.checked = time.monotonic()
+
+    async def _gone(self) -> bool:
+        self.checked = time.monotonic()
+        return await self.request.is_disconnected()
+
+    async def next(self, timeout: float) -> Any:
+        """The next event, "keepalive" after `timeout` s without one, None if the client
+        left."""
+        waited = 0.0
+        while True:
+            if time.monotonic() - self.checked > POLL_S and await self._gone():
                 return None
-            if waited >= timeout:
-                return "keepalive"
+            try:
+                return await asyncio.wait_for(self.q.get(), POLL_S)
+            except asyncio.TimeoutError:
+                waited += POLL_S
+                if await self._gone():
+                    return None
+                if waited >= timeout:
+                    return "keepalive"
 
 
 def _add(choices: list[Choice], jobs: list[Job], plans: list[Plan], n: int, item: tuple,
@@ -62,10 +77,10 @@ async def collect(request: Request, worker: Worker, jobs: list[Job], q: asyncio.
                   plans: list[Plan], n: int, tokenizer: Any) -> list[Choice]:
     """Wait for every choice to finish; a client that leaves cancels its jobs at once."""
     choices = [Choice(j.index) for j in jobs]
-    left = len(jobs)
+    left, waiter = len(jobs), Waiter(request, q)
     try:
         while left:
-            item = await next_item(request, q, float("inf"))
+            item = await waiter.next(float("inf"))
             if item is None:
                 return choices
             if _add(choices, jobs, plans, n, item, tokenizer).finish_reason is not None:
@@ -86,10 +101,10 @@ async def _events(request: Request, worker: Worker, jobs: list[Job], q: asyncio.
     """(choice, None) per event, (None, sse text) for keep-alives and errors; cancels the jobs
     if the client leaves or the stream stops early."""
     choices = [Choice(j.index) for j in jobs]
-    left = len(jobs)
+    left, waiter = len(jobs), Waiter(request, q)
     try:
         while left:
-            item = await next_item(request, q, keepalive_s)
+            item = await waiter.next(keepalive_s)
             if item is None:
                 return
             if item == "keepalive":

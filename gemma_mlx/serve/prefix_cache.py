@@ -64,12 +64,14 @@ class PrefixCache:
         return sum(e.nbytes for e in self.entries.values())
 
     def _reusable(self, e: Entry, shared: int) -> int:
-        """The longest prefix of `e` up to `shared` tokens that its caches can return to."""
-        back = len(e.tokens) - shared
-        if all(_rolls_back(c, back) for c in e.caches):
+        """The longest prefix of `e` up to `shared` tokens that its caches can return to:
+        from its end within the rings' slack, or from the checkpoint (also within slack)."""
+        if all(_rolls_back(c, len(e.tokens) - shared) for c in e.caches):
             return shared
-        if e.checkpoint is not None and e.boundary <= shared:
-            return e.boundary
+        at = min(shared, e.boundary)
+        if e.checkpoint is not None and all(_rolls_back(r, e.boundary - at)
+                                            for r in e.checkpoint if r is not None):
+            return at
         return 0
 
     def take(self, prompt: list[int]) -> tuple[list | None, int]:

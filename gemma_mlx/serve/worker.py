@@ -24,6 +24,10 @@ class Busy(Exception):
     """The queue is full: the client should retry later."""
 
 
+class Unavailable(Exception):
+    """The generation thread is dead: requests fail at once rather than wait forever."""
+
+
 @dataclass
 class Job:
     """One generation (one choice of one HTTP request).
@@ -75,6 +79,9 @@ class Worker:
 
     def submit(self, jobs: list[Job]) -> None:
         """Queue the jobs of one request, or raise Busy when the queue is full."""
+        ok, reason = self.health()
+        if not self.thread.is_alive():
+            raise Unavailable(reason)
         with self._lock:
             waiting = self.pending + len(self.engine.queue)
             if waiting + len(jobs) > self.max_queue + max(0, self.engine.max_batch -
