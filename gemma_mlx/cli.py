@@ -319,8 +319,10 @@ def run_batch(args: argparse.Namespace) -> None:
 def run_chat(args: argparse.Namespace) -> None:
     from .generation.generate import stream_generate
     from .image_processing import load_image
+    from .serve.prefix_cache import PrefixCache
 
     model, tokenizer = _load(args)
+    cache = PrefixCache(2 << 30)  # each turn prefills only its new tokens
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
     images: list[str] = []  # every image of the conversation, in order
@@ -337,6 +339,7 @@ def run_chat(args: argparse.Namespace) -> None:
             return
         if line == "/reset":
             history, images, pending = [], [], []
+            cache.clear()
             continue
         if line.startswith("/image"):
             path = line[len("/image"):].strip()
@@ -357,7 +360,7 @@ def run_chat(args: argparse.Namespace) -> None:
         reply = []
         try:
             for r in stream_generate(model, tokenizer, prompt, images=images,
-                                     **_sampling_kwargs(args)):
+                                     prompt_cache=cache, **_sampling_kwargs(args)):
                 print(r.text, end="", flush=True)
                 reply.append(r.text)
         except GemmaError as e:  # e.g. images on a text-only model: drop the turn, go on

@@ -26,6 +26,18 @@ if [ "$(uname -s)" = Linux ] && ! have_openblas; then
   fi
 fi
 
+# The chat page's browser test drives Debian's Chromium (headless) through Playwright.
+if [[ ",$extras," == *",test,"* ]] && [ "$(uname -s)" = Linux ] && ! command -v chromium >/dev/null \
+   && command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  if $sudo true 2>/dev/null; then
+    echo "Installing Chromium for the chat page's browser test..."
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: the chat page's browser test needs Chromium: sudo apt-get install chromium" >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.gemma-mlx-$(cat pyproject.toml | cksum | cut -d' ' -f1)-${extras//,/_}"

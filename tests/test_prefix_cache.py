@@ -122,3 +122,18 @@ def test_stop_matcher_holds_back_a_possible_stop():
     assert m.add("a") == ("a", False) and m.flush() == ""
     m = StopMatcher(["zz"])
     assert m.add("abz") == ("ab", False) and m.flush() == "z"
+
+
+def test_stream_generate_with_a_prompt_cache(model):
+    """gemma-mlx chat's path: each turn reuses the last one's caches, same tokens."""
+    from gemma_mlx.generation.generate import stream_generate
+
+    rng = np.random.default_rng(5)
+    cache, history = PrefixCache(1 << 30, slack=SLACK), []
+    for turn in range(3):
+        history += _rng_ids(rng, 6, model.config.vocab_size)
+        out = [r.token for r in stream_generate(model, None, list(history), max_tokens=7,
+                                                prompt_cache=cache)]
+        assert out == _alone(model, history, 7), f"turn {turn}"
+        history += out
+    assert cache.hits == 2 and cache.misses == 1

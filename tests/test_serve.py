@@ -182,3 +182,28 @@ def test_prefix_cache_hits_across_turns_with_the_same_text(tiny, client):
         assert app.state.worker.prefix_cache.hits >= 2
     assert texts == plain and none == [0, 0, 0]
     assert cached[0] == 0 and cached[1] > 10 and cached[2] > cached[1]
+
+
+@pytest.mark.slow
+def test_real_270m_multi_turn_chat_reuses_the_cache(model_270m):
+    """The embedded 270M: a 3-turn chat gives the same greedy replies with and without the
+    prefix cache, and later turns prefill only their new tokens."""
+    def talk(url: str) -> tuple[list[str], list[int], list[int]]:
+        c = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+        messages, texts, cached, prompt = [], [], [], []
+        for turn in ["Name a fruit.", "What colour is it?", "Name another."]:
+            messages.append({"role": "user", "content": turn})
+            r = c.chat.completions.create(model="m", messages=messages, max_tokens=8,
+                                          temperature=0)
+            texts.append(r.choices[0].message.content)
+            cached.append(r.usage.prompt_tokens_details.cached_tokens)
+            prompt.append(r.usage.prompt_tokens)
+            messages.append({"role": "assistant", "content": texts[-1]})
+        return texts, cached, prompt
+
+    with running_server(*model_270m, model_id="m", cache_gb=0) as (url, _):
+        plain, _, _ = talk(url)
+    with running_server(*model_270m, model_id="m") as (url, _):
+        texts, cached, prompt = talk(url)
+    assert texts == plain
+    assert cached[0] == 0 and all(prompt[i] - cached[i] < 20 for i in (1, 2)), (cached, prompt)

@@ -190,6 +190,7 @@ def stream_generate(
     tools: list[dict] | None = None,
     tool_choice: str | dict | None = None,
     parallel_tool_calls: bool = True,
+    prompt_cache: Any = None,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
     """Generate from `prompt` (text, ids, or chat messages), yielding a response per token.
@@ -202,7 +203,8 @@ def stream_generate(
     with `tool_choice` (auto, none, required, or a named function: exactly one call of it)
     constrain and parse function calls; `parallel_tool_calls=False` allows one call. The last
     response then carries `tool_calls` and finish_reason "tool_calls". Messages are rendered
-    with the tools.
+    with the tools. `prompt_cache` (a gemma_mlx.serve.prefix_cache.PrefixCache) reuses the
+    KV of an earlier prompt this one continues, and keeps this one's (text prompts only).
     """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
@@ -231,15 +233,22 @@ def stream_generate(
     processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
     stops = stop_ids(tokenizer) if tokenizer is not None else set()
     detok = StreamingDetokenizer(tokenizer) if tokenizer is not None else None
+    use_cache = prompt_cache is not None and embeddings is None
+    cache = model.make_cache(kv_bits=kv_bits, slack=prompt_cache.slack if use_cache else 0)
+    cached = 0
+    if use_cache:
+        taken, cached = prompt_cache.take(ids)
+        cache = taken if taken is not None else cache
     steps = generate_step(
-        mx.array(ids), model, max_tokens=max_tokens,
+        mx.array(ids[cached:]), model, max_tokens=max_tokens,
         sampler=make_sampler(temperature, top_p, top_k, min_p),
         logits_processors=processors, prefill_step_size=prefill_step_size,
-        cache=model.make_cache(kv_bits=kv_bits), input_embeddings=embeddings,
+        cache=cache, input_embeddings=embeddings,
         image_blocks=blocks, constraint=constraint,
     )
-    prompt_tps, gen_start, pieces = 0.0, start, []
+    prompt_tps, gen_start, pieces, generated = 0.0, start, [], []
     for n, token in enumerate(steps, start=1):
+        generated.append(token)
         if n == 1:
             gen_start = time.perf_counter()
             prompt_tps = len(ids) / (gen_start - start)
@@ -258,6 +267,9 @@ def stream_generate(
         )
         if finish:
             break
+    if use_cache:
+        mx.eval([c.state for c in cache])
+        prompt_cache.put((ids + generated)[: cache[0].offset], cache, None, len(ids))
 
 
 def _is_messages(prompt: Any) -> bool:

@@ -4,19 +4,22 @@ matmul are single-threaded, so independent slices of work can share the cores.""
 from __future__ import annotations
 
 import os
+import threading
 
 import mlx.core as mx
 
 MAX_STREAMS = 8
-_streams: list = []
+_local = threading.local()  # MLX streams belong to the thread that made them (a server's
+# generation thread is not the one that loaded the model)
 
 
 def cpu_streams(n: int | None = None) -> list:
-    """`n` CPU streams (default: one per core, at most MAX_STREAMS), created once."""
+    """`n` CPU streams (default: one per core, at most MAX_STREAMS), created once per thread."""
     n = n or max(1, min(os.cpu_count() or 1, MAX_STREAMS))
-    while len(_streams) < n:
-        _streams.append(mx.new_stream(mx.cpu))
-    return _streams[:n]
+    streams = _local.__dict__.setdefault("streams", [])
+    while len(streams) < n:
+        streams.append(mx.new_stream(mx.cpu))
+    return streams[:n]
 
 
 def on_cpu() -> bool:

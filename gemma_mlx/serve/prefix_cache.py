@@ -53,8 +53,9 @@ class PrefixCache:
     back. `max_bytes` bounds every entry's memory together; the least recently used go first.
     """
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, slack: int = 32):
         self.max_bytes = max_bytes
+        self.slack = slack  # ring slots beyond the window the caches should have
         self.entries: OrderedDict[int, Entry] = OrderedDict()
         self._keys = itertools.count()
         self.hits = self.misses = 0

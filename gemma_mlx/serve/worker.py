@@ -17,8 +17,6 @@ from ..generation.batch import BatchEngine, Event, Request
 from .prefix_cache import PrefixCache
 from .stops import StopMatcher
 
-SLACK = 32  # ring slots beyond the window: a new turn may roll back this many tokens
-
 
 class Busy(Exception):
     """The queue is full: the client should retry later."""
@@ -58,10 +56,11 @@ class Worker:
                  max_queue: int = 64, cache_bytes: int = 2 << 30, prefill_step_size: int = 512,
                  kv_bits: int | None = None, watchdog_s: float = 120.0):
         self.model, self.tokenizer = model, tokenizer
-        self.engine = BatchEngine(model, tokenizer, max_concurrency, prefill_step_size,
-                                  kv_bits=kv_bits, slack=SLACK)
-        self.max_queue, self.watchdog_s = max_queue, watchdog_s
         self.prefix_cache = PrefixCache(cache_bytes) if cache_bytes > 0 else None
+        slack = self.prefix_cache.slack if self.prefix_cache else 0
+        self.engine = BatchEngine(model, tokenizer, max_concurrency, prefill_step_size,
+                                  kv_bits=kv_bits, slack=slack)
+        self.max_queue, self.watchdog_s = max_queue, watchdog_s
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.jobs: dict[int, Job] = {}
         self.solos: list[Job] = []
