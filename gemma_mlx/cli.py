@@ -97,6 +97,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="another Host header to accept on loopback (repeatable)")
     p.add_argument("--max-body-mb", type=float, default=32.0)
     p.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS")
+    p.add_argument("--watchdog-s", type=float, default=120.0, metavar="SECONDS",
+                   help="/health answers 503 after this long without progress")
     p.add_argument("--cache-gb", type=float, default=2.0,
                    help="prefix-cache memory for multi-turn reuse (0 turns it off)")
     p.add_argument("--metrics", action="store_true", help="serve Prometheus /metrics")
@@ -117,6 +119,7 @@ def run_serve(args: argparse.Namespace) -> None:
         allowed_hosts=args.allowed_host, cors_origins=args.cors_origin,
         max_concurrency=args.max_concurrency, max_queue=args.max_queue,
         max_body_mb=args.max_body_mb, request_timeout=args.request_timeout,
+        watchdog_s=args.watchdog_s,
         cache_gb=args.cache_gb, metrics=args.metrics, media_dir=args.media_dir,
         kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size)
     serve(model, tokenizer, settings, args.port, args.log_level)

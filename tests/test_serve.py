@@ -207,3 +207,40 @@ def test_real_270m_multi_turn_chat_reuses_the_cache(model_270m):
         texts, cached, prompt = talk(url)
     assert texts == plain
     assert cached[0] == 0 and all(prompt[i] - cached[i] < 20 for i in (1, 2)), (cached, prompt)
+
+
+@pytest.mark.slow
+def test_images_as_data_urls_run_beside_the_batch():
+    """The vision demo model (the 270M with a random vision tower): an image request answers
+    while a text request decodes beside it; URLs are refused."""
+    import base64
+    import io
+    import threading
+
+    from PIL import Image
+
+    from gemma_mlx.default_model import ensure_vision_demo_model
+    from gemma_mlx.loading import load
+
+    model, tokenizer = load(ensure_vision_demo_model(progress=False))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    image_msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                              {"type": "text", "text": "What is this?"}]}]
+    with running_server(model, tokenizer, model_id="v") as (base, app):
+        c = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
+        text: list = []
+        t = threading.Thread(target=lambda: text.append(c.chat.completions.create(
+            model="v", messages=HI, max_tokens=24, temperature=0)))
+        t.start()
+        r = c.chat.completions.create(model="v", messages=image_msg, max_tokens=3,
+                                      temperature=0)
+        t.join()
+        assert r.choices[0].finish_reason in ("length", "stop")
+        assert r.usage.prompt_tokens > 256  # the image's 256 soft tokens
+        assert text[0].usage.completion_tokens == 24
+        bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "https://example.com/x.png"}}]}]
+        with pytest.raises(openai.BadRequestError, match="does not fetch"):
+            c.chat.completions.create(model="v", messages=bad, max_tokens=3)

@@ -174,3 +174,44 @@ def test_health_turns_503_when_the_worker_is_stuck_or_dead(tiny):
         assert "boom" in httpx.get(url + "/health").json()["reason"]
         # a dead worker fails new requests at once instead of hanging them
         assert _post(url + "/v1/chat/completions", CHAT, key=None).status_code == 503
+
+
+@pytest.mark.slow
+def test_gemma_mlx_serve_command(gguf_270m, model_270m):
+    """The command a user runs: it loads the model, serves, and stops on SIGINT."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .serving import free_port
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("gemma-mlx")
+    proc = subprocess.Popen([str(exe), "serve", "--model", str(gguf_270m), "--port", str(port),
+                             "--log-level", "warning"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert _wait(lambda: _up(url), 120), proc.stderr.read() if proc.poll() else "no start"
+        r = httpx.get(url + "/v1/models").json()
+        assert r["data"][0]["id"] == gguf_270m.stem
+        c = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+        out = c.completions.create(model=gguf_270m.stem, prompt="The capital of France is",
+                                   max_tokens=4, temperature=0)
+        from gemma_mlx import generate
+
+        assert out.choices[0].text == generate(*model_270m, "The capital of France is",
+                                               max_tokens=4)
+        assert "<!doctype html>" in httpx.get(url + "/").text.lower()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

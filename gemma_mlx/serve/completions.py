@@ -160,9 +160,11 @@ class Choice:
     tool_calls: list[dict] | None = None
     sent: int = 0  # characters of text already streamed
     cached: int = 0
+    prompt_tokens: int = 0  # as the model saw it (with an image's soft tokens)
 
     def add(self, event: Event, text: str, tokenizer: Any) -> None:
         self.text += text
+        self.prompt_tokens = event.prompt_tokens
         if event.token >= 0:
             self.tokens.append(event.token)
             if event.logprob is not None:
@@ -214,6 +216,7 @@ def new_id(prefix: str) -> str:
 
 def usage(prompt_tokens: int, choices: list[Choice]) -> dict:
     completion = sum(len(c.tokens) for c in choices)
+    prompt_tokens = max([prompt_tokens] + [c.prompt_tokens for c in choices])
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
             "total_tokens": prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": max((c.cached for c in choices),
