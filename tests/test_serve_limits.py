@@ -215,3 +215,29 @@ def _up(url: str) -> bool:
         return httpx.get(url + "/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_keepalive_comments_while_the_first_token_is_slow(tiny):
+    with running_server(*tiny, model_id="tiny", keepalive_s=0.3) as (url, app):
+        engine = app.state.worker.engine
+        step, calls = engine.step, []
+        engine.step = lambda: (calls.append(1), time.sleep(1.2 if len(calls) == 1 else 0),
+                               step())[2]  # a slow prefill
+        body = {**CHAT, "max_tokens": 2, "stream": True}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+            lines = [line for line in r.iter_lines() if line]
+        engine.step = step
+        assert lines[0].startswith("data:") and lines[-1] == "data: [DONE]"
+        assert any(line.startswith(": keepalive") for line in lines[1:-1])
+
+
+def test_cors_is_off_unless_origins_are_given(server, tiny):
+    pre = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    r = httpx.options(server[0] + "/v1/chat/completions", headers=pre)
+    assert "access-control-allow-origin" not in r.headers
+    with running_server(*tiny, model_id="tiny", cors_origins=["http://app.example"]) as (url, _):
+        r = httpx.options(url + "/v1/chat/completions", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "http://app.example"
+        r = httpx.options(url + "/v1/chat/completions",
+                          headers={**pre, "Origin": "http://evil.example"})
+        assert r.headers.get("access-control-allow-origin") != "http://evil.example"

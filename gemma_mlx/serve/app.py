@@ -204,7 +204,9 @@ def create_app(model: Any, tokenizer: Any, settings: Settings | None = None) -> 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         html = resources.files("gemma_mlx.serve").joinpath("static/chat.html").read_text()
-        return HTMLResponse(html.replace("{{MODEL_ID}}", json.dumps(s.model_id)))
+        # "<" escaped: an id holding "</script>" cannot leave the script block
+        model_id = json.dumps(s.model_id).replace("<", "\\u003c")
+        return HTMLResponse(html.replace("{{MODEL_ID}}", model_id))
 
     if s.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_methods=["*"],

@@ -78,11 +78,10 @@ class Worker:
 
     def submit(self, jobs: list[Job]) -> None:
         """Queue the jobs of one request, or raise Busy when the queue is full."""
-        ok, reason = self.health()
         if not self.thread.is_alive():
-            raise Unavailable(reason)
+            raise Unavailable(self.health()[1])
         with self._lock:
-            waiting = self.pending + len(self.engine.queue)
+            waiting = self.waiting
             if waiting + len(jobs) > self.max_queue + max(0, self.engine.max_batch -
                                                           self.running):
                 self.metrics["rejected"] += 1
@@ -134,7 +133,11 @@ class Worker:
         except BaseException as e:  # noqa: BLE001 - the health check reports it
             self.error = f"{type(e).__name__}: {e}"
             traceback.print_exc()
-            for job in self.jobs.values():
+            queued = []
+            while not self.inbox.empty():
+                kind, payload = self.inbox.get_nowait()
+                queued += [payload] if kind == "submit" else []
+            for job in list(self.jobs.values()) + queued:  # nobody waits forever
                 job.sink((job.index, "error", (500, f"the generation thread died: {e}")))
 
     def _drain(self, block: bool) -> bool:
