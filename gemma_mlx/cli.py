@@ -82,24 +82,37 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _bounded(kind: type, low: float, strict: bool = False):
+    """An argparse type: `kind` values >= low (> low if strict)."""
+    def parse(text: str):
+        value = kind(text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text}: must be {'>' if strict else '>='} {low}")
+        return value
+    return parse
+
+
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint to serve (default: the embedded 270M)")
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--api-key", help="require Authorization: Bearer KEY (not on /health)")
-    p.add_argument("--max-concurrency", type=int, default=8, help="sequences decoding at once")
-    p.add_argument("--max-queue", type=int, default=64,
+    p.add_argument("--max-concurrency", type=_bounded(int, 1), default=8,
+                   help="sequences decoding at once")
+    p.add_argument("--max-queue", type=_bounded(int, 0), default=64,
                    help="requests waiting; past that, 429 with Retry-After")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from this origin (repeatable; default: none)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="another Host header to accept on loopback (repeatable)")
-    p.add_argument("--max-body-mb", type=float, default=32.0)
-    p.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS")
-    p.add_argument("--watchdog-s", type=float, default=120.0, metavar="SECONDS",
+    p.add_argument("--max-body-mb", type=_bounded(float, 0, strict=True), default=32.0)
+    p.add_argument("--request-timeout", type=_bounded(float, 0, strict=True), default=600.0,
+                   metavar="SECONDS")
+    p.add_argument("--watchdog-s", type=_bounded(float, 0, strict=True), default=120.0,
+                   metavar="SECONDS",
                    help="/health answers 503 after this long without progress")
-    p.add_argument("--cache-gb", type=float, default=2.0,
+    p.add_argument("--cache-gb", type=_bounded(float, 0), default=2.0,
                    help="prefix-cache memory for multi-turn reuse (0 turns it off)")
     p.add_argument("--metrics", action="store_true", help="serve Prometheus /metrics")
     p.add_argument("--media-dir", help="allow file:// images from this directory")
