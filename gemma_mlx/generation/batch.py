@@ -206,7 +206,7 @@ class BatchEngine:
         if self.batch is None or not self._free_rows:
             return
         s.row = self._free_rows.pop(0)
-        need = len(s.request.prompt) + s.request.max_tokens
+        need = len(s.tokens) + min(s.request.max_tokens, 256)  # global layers grow past it
         for layer, c in zip(self.batch, s.cache, strict=True):
             layer.load(s.row, c, need, self.max_batch)
         s.cache = None

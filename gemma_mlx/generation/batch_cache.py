@@ -55,7 +55,7 @@ class BatchLayerCache:
     def decode(self, q: mx.array, k: mx.array, v: mx.array, rows: list[int],
                positions: list[int], scale: float) -> mx.array:
         """One token per row: q [n, Hq, 1, D], k, v [n, Hkv, 1, D] at `positions`; returns
-        the attention output [n, Hq, 1, D]. Rows not listed take part but are discarded."""
+        the attention output [n, Hq, 1, D]."""
         if self.window is None and max(positions) >= self.size:
             self._resize(self.rows, max(2 * self.size, -(-(max(positions) + 1) // STEP) * STEP), k)
         r = mx.array(rows)
@@ -63,27 +63,20 @@ class BatchLayerCache:
         slot = pos % self.size if self.window is not None else pos
         self.k[r, :, slot] = k[:, :, 0]
         self.v[r, :, slot] = v[:, :, 0]
-        n_rows, hq, d = self.rows, q.shape[1], q.shape[3]
-        full = rows == list(range(n_rows))  # every row decodes, in order: no scatter
-        qf, p = q, pos
-        if not full:
-            qf = mx.zeros((n_rows, hq, 1, d), q.dtype)
-            qf[r] = q
-            p = mx.zeros((n_rows,), mx.int32)
-            p[r] = pos
         # only the slots written so far: short sequences attend over a prefix, not the ring
         used = min(self.size, max(positions) + 1)
-        p, s = p[:, None], mx.arange(used)[None, :]
+        if rows == list(range(self.rows)):  # every row decodes, in order: a view, no gather
+            keys, values = self.k[:, :, :used], self.v[:, :, :used]
+        else:  # only the rows that decode: idle rows cost nothing
+            keys, values = self.k[r, :, :used], self.v[r, :, :used]
+        p, s = pos[:, None], mx.arange(used)[None, :]
         if self.window is not None:  # the position each slot holds, and the window (p-W, p]
             held = p - (p - s) % self.size
             mask = (held >= 0) & (held > p - self.window)
         else:
             mask = s <= p
-        keys, values = self.k[:, :, :used], self.v[:, :, :used]
-        out = mx.fast.scaled_dot_product_attention(qf, keys, values, scale=scale,
-                                                   mask=mask[:, None, None, :])
-        return out if full else out[r]
-
+        return mx.fast.scaled_dot_product_attention(q, keys, values, scale=scale,
+                                                    mask=mask[:, None, None, :])
 
     def extract(self, row: int, offset: int) -> Cache:
         """A single-sequence cache of `row` holding positions 0..offset-1 (a copy: the row is

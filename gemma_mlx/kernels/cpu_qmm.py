@@ -1,0 +1,79 @@
+"""The CPU quantized matmul: our AVX2 extension where it is built and usable, else MLX's op."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import mlx.core as mx
+
+_state: dict[str, Any] = {}
+
+
+def _load() -> Any:
+    """The extension module, or None (and the reason, said once on stderr)."""
+    if "module" in _state:
+        return _state["module"]
+    module, reason = None, None
+    if os.environ.get("GEMMA_MLX_CPU_KERNEL", "on").lower() in ("0", "off", "false"):
+        reason = "off (GEMMA_MLX_CPU_KERNEL)"
+    else:
+        try:
+            from .. import _cpu_qmm as module
+        except ImportError as e:
+            reason = f"not built ({e}); run scripts/build_cpu_kernels.sh"
+        else:
+            if module.mlx_version != mx.__version__:
+                module, reason = None, (f"built for mlx {module.mlx_version}, but mlx "
+                                        f"{mx.__version__} is installed: rebuild it")
+            elif not module.avx2():
+                module, reason = None, "this CPU has no AVX2/FMA"
+    _state["module"], _state["reason"] = module, reason
+    if reason and "GEMMA_MLX_CPU_KERNEL" not in reason and sys.platform == "linux":
+        print(f"gemma-mlx: the fast CPU quantized matmul is unavailable: {reason}; using "
+              "MLX's (slower) op", file=sys.stderr)
+    return module
+
+
+def available() -> bool:
+    return _load() is not None
+
+
+def status() -> str:
+    """One line for reports: which kernel runs quantized matmuls on the CPU."""
+    module = _load()
+    if module is None:
+        return f"MLX's op ({_state['reason']})"
+    return f"gemma-mlx AVX2 extension, {module.threads()} threads"
+
+
+def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array,
+                     group_size: int, bits: int) -> mx.array:
+    """x [..., K] @ dequantize(w).T on the CPU with the extension (float32 x); MLX's op
+    otherwise (other dtypes, devices, or without the extension)."""
+    module = _load()
+    if (module is None or x.dtype != mx.float32 or biases is None
+            or mx.default_device() != mx.cpu):
+        return mx.quantized_matmul(x, w, scales, biases, transpose=True,
+                                   group_size=group_size, bits=bits)
+    lead = x.shape[:-1]
+    y = module.quantized_matmul(x.reshape(-1, x.shape[-1]), w, scales, biases, group_size,
+                                bits)
+    return y.reshape(*lead, w.shape[0])
+
+
+def check_extension() -> None:
+    """Build check: the module loads, accepts this mlx's arrays, and agrees with MLX's op."""
+    _state.clear()
+    module = _load()
+    if module is None:
+        raise SystemExit(f"the CPU kernel is unusable: {_state['reason']}")
+    x = mx.random.normal((3, 256))
+    w, s, b = mx.quantize(mx.random.normal((96, 256)), group_size=64, bits=4)
+    got = module.quantized_matmul(x, w, s, b, 64, 4)
+    ref = mx.quantized_matmul(x, w, s, b, transpose=True, group_size=64, bits=4)
+    err = mx.abs(got - ref).max().item()
+    if err > 1e-3:
+        raise SystemExit(f"the CPU kernel disagrees with MLX's op (max error {err})")
+    print(f"CPU kernel ready: {status()}, max error vs MLX {err:.1e}")
