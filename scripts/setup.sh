@@ -46,3 +46,18 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   touch "$stamp"
 fi
+
+# The fast CPU quantized matmul (cpu_kernels/, an MLX extension): built once per source and
+# mlx version; without it gemma-mlx says so and uses MLX's own (slower) op.
+if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
+  mlx_version=$(.venv/bin/python -c "import mlx.core as mx; print(mx.__version__)")
+  kstamp=".venv/.cpu-kernels-$(cat cpu_kernels/* | cksum | cut -d' ' -f1)-$mlx_version"
+  if [ ! -f "$kstamp" ] || ! ls gemma_mlx/_cpu_qmm*.so >/dev/null 2>&1; then
+    echo "Building the CPU quantized-matmul extension (cpu_kernels/)..."
+    if scripts/build_cpu_kernels.sh .venv/bin/python; then
+      touch "$kstamp"
+    else
+      echo "warning: the CPU kernel did not build; gemma-mlx will use MLX's slower op" >&2
+    fi
+  fi
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -19,8 +20,8 @@ def _load() -> Any:
     if os.environ.get("GEMMA_MLX_CPU_KERNEL", "on").lower() in ("0", "off", "false"):
         reason = "off (GEMMA_MLX_CPU_KERNEL)"
     else:
-        try:
-            from .. import _cpu_qmm as module
+        try:  # by name: the compiled module sits beside the package's top level
+            module = importlib.import_module("gemma_mlx._cpu_qmm")
         except ImportError as e:
             reason = f"not built ({e}); run scripts/build_cpu_kernels.sh"
         else:

@@ -1,0 +1,106 @@
+// The MLX primitive around the kernel, and its Python binding (module gemma_mlx._cpu_qmm).
+#include <nanobind/nanobind.h>
+
+#include <stdexcept>
+
+#include "mlx/allocator.h"
+#include "mlx/array.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+#include "mlx/primitives.h"
+#include "mlx/stream.h"
+#include "mlx/utils.h"
+#include "mlx/version.h"
+#include "qmm_kernel.h"
+
+namespace nb = nanobind;
+namespace mx = mlx::core;
+using namespace nb::literals;
+
+namespace {
+
+gemma_cpu::ScaleType scale_type(mx::Dtype t) {
+  if (t == mx::float32) return gemma_cpu::ScaleType::F32;
+  if (t == mx::float16) return gemma_cpu::ScaleType::F16;
+  if (t == mx::bfloat16) return gemma_cpu::ScaleType::BF16;
+  throw std::invalid_argument("gemma_mlx._cpu_qmm: scales must be float32, float16 or bfloat16");
+}
+
+class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
+ public:
+  GemmaQuantizedMatmul(mx::Stream s, int group_size, int bits)
+      : mx::UnaryPrimitive(s), group_size_(group_size), bits_(bits) {}
+
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : in) enc.set_input_array(a);
+    enc.set_output_array(out);
+    enc.dispatch([x = mx::array::unsafe_weak_copy(in[0]), w = mx::array::unsafe_weak_copy(in[1]),
+                  s = mx::array::unsafe_weak_copy(in[2]), b = mx::array::unsafe_weak_copy(in[3]),
+                  y = mx::array::unsafe_weak_copy(out), gs = group_size_, bits = bits_]() mutable {
+      gemma_cpu::QmmArgs a{x.data<float>(), w.data<uint32_t>(), s.data<void>(), b.data<void>(),
+                           y.data<float>(), static_cast<int>(x.shape(0)),
+                           static_cast<int>(w.shape(0)), static_cast<int>(x.shape(1)), gs, bits,
+                           scale_type(s.dtype())};
+      if (!gemma_cpu::qmm(a)) throw std::runtime_error("gemma_mlx._cpu_qmm: unsupported shape");
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("GemmaQuantizedMatmul runs on the CPU only");
+  }
+
+  // The backward pass (QLoRA) goes through MLX's own op: dx = dy @ dequantize(w).
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals,
+                             const std::vector<mx::array>& cotangents,
+                             const std::vector<int>& argnums,
+                             const std::vector<mx::array>&) override {
+    std::vector<mx::array> grads;
+    for (int arg : argnums) {
+      if (arg != 0) throw std::invalid_argument("no gradient for quantized weights");
+      grads.push_back(mx::quantized_matmul(cotangents[0], primals[1], primals[2], primals[3],
+                                           false, group_size_, bits_, "affine", stream()));
+    }
+    return grads;
+  }
+
+  const char* name() const override { return "GemmaQuantizedMatmul"; }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto& o = static_cast<const GemmaQuantizedMatmul&>(other);
+    return group_size_ == o.group_size_ && bits_ == o.bits_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    return {{in[0].shape(0), in[1].shape(0)}};
+  }
+
+ private:
+  int group_size_, bits_;
+};
+
+// y [M, N] = x [M, K] @ dequantize(w, scales, biases).T on the current CPU stream.
+mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
+                           const mx::array& biases, int group_size, int bits) {
+  if (x.ndim() != 2 || w.ndim() != 2 || x.dtype() != mx::float32 || w.dtype() != mx::uint32)
+    throw std::invalid_argument("gemma_mlx._cpu_qmm: x must be float32 [M, K], w uint32 [N, *]");
+  if (static_cast<long>(w.shape(1)) * 32 != static_cast<long>(x.shape(1)) * bits)
+    throw std::invalid_argument("gemma_mlx._cpu_qmm: x's K does not match w");
+  auto stream = mx::default_stream(mx::Device::cpu);
+  auto prim = std::make_shared<GemmaQuantizedMatmul>(stream, group_size, bits);
+  return mx::array({x.shape(0), w.shape(0)}, mx::float32, prim,
+                   {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream),
+                    mx::contiguous(scales, false, stream), mx::contiguous(biases, false, stream)});
+}
+
+}  // namespace
+
+NB_MODULE(_cpu_qmm, m) {
+  m.doc() = "gemma-mlx's CPU quantized matmul (AVX2 + FMA, a thread pool)";
+  m.def("quantized_matmul", &quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
+        "group_size"_a, "bits"_a);
+  m.def("avx2", &gemma_cpu::avx2_available, "whether this CPU runs the AVX2 kernel");
+  m.def("threads", &gemma_cpu::pool_threads, "the kernel's thread count");
+  m.attr("mlx_version") = mx::version();
+}

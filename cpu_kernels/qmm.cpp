@@ -1,0 +1,148 @@
+// Dispatch: per-group sums of x, the rearranged x for the AVX2 kernel, and the weight rows
+// split over a persistent thread pool (threads are created once, not per call).
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "qmm_generic.h"
+#include "qmm_kernel.h"
+
+namespace gemma_cpu {
+
+namespace {
+
+class Pool {
+ public:
+  explicit Pool(int n) : n_(n) {
+    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int size() const { return n_; }
+
+  // f(part) for part in [0, n): the caller runs part 0. One job at a time.
+  void run(const std::function<void(int)>& f) {
+    std::lock_guard<std::mutex> one(run_mu_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &f;
+      pending_ = n_ - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    f(0);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void loop(int part) {
+    long seen = 0;
+    while (true) {
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+      }
+      (*job)(part);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  int n_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable cv_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  long generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+int default_threads() {
+  if (const char* env = std::getenv("GEMMA_MLX_CPU_THREADS")) return std::max(1, std::atoi(env));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+Pool& pool() {
+  static Pool p(default_threads());
+  return p;
+}
+
+constexpr long SERIAL_WORK = 1 << 18;  // below this many multiply-adds one thread is faster
+
+}  // namespace
+
+int pool_threads() { return pool().size(); }
+
+bool avx2_available() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1) {
+  generic_rows(a, xsum, n0, n1);
+}
+
+bool qmm(const QmmArgs& a) {
+  const bool bits_ok = a.bits == 2 || a.bits == 3 || a.bits == 4 || a.bits == 5 ||
+                       a.bits == 6 || a.bits == 8;
+  if (!bits_ok || a.group_size < 32 || a.group_size > 128 || a.K % a.group_size) return false;
+  const int groups = a.K / a.group_size;
+  std::vector<float> xsum(static_cast<size_t>(a.M) * groups);
+  for (int m = 0; m < a.M; ++m)
+    for (int g = 0; g < groups; ++g) {
+      float s = 0.0f;
+      const float* xr = a.x + static_cast<long>(m) * a.K + g * a.group_size;
+      for (int k = 0; k < a.group_size; ++k) s += xr[k];
+      xsum[m * groups + g] = s;
+    }
+  const bool words = a.bits == 2 || a.bits == 4 || a.bits == 8;
+  const bool fast = avx2_available() && a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
+  std::vector<float> xp;
+  if (fast) {
+    xp.resize(static_cast<size_t>(a.M) * a.K);
+    permute_x_avx2(a, xp.data());
+  }
+  const long work = static_cast<long>(a.M) * a.N * a.K;
+  const int parts = work < SERIAL_WORK ? 1 : std::min(pool().size(), std::max(1, a.N / 8));
+  const int chunk = (a.N + parts - 1) / parts;
+  auto rows = [&](int part) {
+    const int n0 = part * chunk, n1 = std::min(a.N, n0 + chunk);
+    if (n0 >= n1) return;
+    if (fast) {
+      qmm_rows_avx2(a, xp.data(), xsum.data(), n0, n1);
+    } else {
+      qmm_rows_scalar(a, xsum.data(), n0, n1);
+    }
+  };
+  if (parts == 1) {
+    rows(0);
+  } else {
+    pool().run([&](int part) {
+      if (part < parts) rows(part);
+    });
+  }
+  return true;
+}
+
+}  // namespace gemma_cpu

@@ -1,0 +1,162 @@
+// The AVX2 + FMA kernels: 2, 4 and 8 bits (values inside uint32 words), 3, 5 and 6 bits (a
+// bit stream); compiled with -mavx2 -mfma, called only after a run-time CPU check.
+//
+// A block is 8 words (one 256-bit load) holding 8 * vpw values, vpw = 32 / bits. Shifting
+// and masking the block by bits * j gives value j of every word at once: lane i holds
+// element vpw * i + j. So x is rearranged once per call to that order, xp[m][block][j][i] =
+// x[m][block * 8 vpw + vpw i + j], and the inner loop is contiguous loads and FMAs. The bias
+// enters through per-group sums of x: sum_k x (s q + b) = s (q . x) + b sum_k x.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "qmm_generic.h"
+#include "qmm_kernel.h"
+#include "qmm_scales.h"
+
+namespace gemma_cpu {
+
+namespace {
+
+constexpr int MAX_TILE = 8;  // activation rows sharing one unpacked weight block
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(lo);
+}
+
+// Scales of the 8 lanes of a block: lanes of the same group share one.
+inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_block) {
+  const int values = 8 * (32 / a.bits);
+  const long g0 = row_group0 + static_cast<long>(block) * values / a.group_size;
+  if (per_block == 1) return _mm256_set1_ps(load_scale(a.scales, a.scale_type, g0));
+  alignas(32) float s[8];
+  const int lanes = 8 / per_block;
+  for (int i = 0; i < 8; ++i) s[i] = load_scale(a.scales, a.scale_type, g0 + i / lanes);
+  return _mm256_load_ps(s);
+}
+
+template <int BITS>
+void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  constexpr int VPW = 32 / BITS;
+  constexpr uint32_t MASK = (1u << BITS) - 1;
+  const int values = 8 * VPW, blocks = a.K / values, groups = a.K / a.group_size;
+  const int per_block = values > a.group_size ? values / a.group_size : 1;
+  const long words = a.K / VPW;
+  const __m256i mask = _mm256_set1_epi32(MASK);
+  for (int n = n0; n < n1; ++n) {
+    const uint32_t* wr = a.w + n * words;
+    const long g_row = static_cast<long>(n) * groups;
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
+      const int tile = a.M - m0 < MAX_TILE ? a.M - m0 : MAX_TILE;
+      __m256 acc[MAX_TILE];
+      for (int t = 0; t < tile; ++t) acc[t] = _mm256_setzero_ps();
+      for (int b = 0; b < blocks; ++b) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 8));
+        __m256 v[VPW];
+        for (int j = 0; j < VPW; ++j)
+          v[j] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(wv, BITS * j), mask));
+        const __m256 s = lane_scales(a, g_row, b, per_block);
+        for (int t = 0; t < tile; ++t) {
+          const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * values;
+          __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
+          for (int j = 1; j < VPW; ++j) dot = _mm256_fmadd_ps(v[j], _mm256_loadu_ps(xb + 8 * j), dot);
+          acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
+        }
+      }
+      for (int t = 0; t < tile; ++t) {
+        const int m = m0 + t;
+        float bias = 0.0f;
+        for (int g = 0; g < groups; ++g)
+          bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
+        a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
+      }
+    }
+  }
+}
+
+// 3, 5 and 6 bits: values cross word boundaries, so each chunk of 8 values (`BITS` bytes) is
+// read as one 64-bit word and shifted in 64-bit lanes: values 0-3 in one register, 4-7 in
+// another, interleaved into 32-bit lanes as [0, 4, 1, 5, 2, 6, 3, 7] (x is permuted to match).
+template <int BITS>
+inline __m256 chunk(const uint8_t* p) {
+  uint64_t u = 0;
+  std::memcpy(&u, p, BITS);  // exactly the chunk: never past the end of the matrix
+  const __m256i w = _mm256_set1_epi64x(static_cast<long long>(u));
+  const __m256i lo = _mm256_srlv_epi64(w, _mm256_setr_epi64x(0, BITS, 2 * BITS, 3 * BITS));
+  const __m256i hi = _mm256_srlv_epi64(w, _mm256_setr_epi64x(4 * BITS, 5 * BITS, 6 * BITS,
+                                                             7 * BITS));
+  const __m256i both = _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi64x(0xffffffff)),
+                                       _mm256_slli_epi64(hi, 32));
+  return _mm256_cvtepi32_ps(_mm256_and_si256(both, _mm256_set1_epi32((1 << BITS) - 1)));
+}
+
+template <int BITS>
+void stream_rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  const int groups = a.K / a.group_size, chunks = a.group_size / 8;
+  const long row_bytes = static_cast<long>(a.K) * BITS / 8;
+  __m256 v[16];  // the chunks of one group (group_size <= 128)
+  for (int n = n0; n < n1; ++n) {
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + n * row_bytes;
+    const long g_row = static_cast<long>(n) * groups;
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
+      const int tile = a.M - m0 < MAX_TILE ? a.M - m0 : MAX_TILE;
+      __m256 acc[MAX_TILE];
+      for (int t = 0; t < tile; ++t) acc[t] = _mm256_setzero_ps();
+      for (int g = 0; g < groups; ++g) {
+        const uint8_t* gp = row + static_cast<long>(g) * chunks * BITS;
+        for (int c = 0; c < chunks; ++c) v[c] = chunk<BITS>(gp + c * BITS);
+        const __m256 s = _mm256_set1_ps(load_scale(a.scales, a.scale_type, g_row + g));
+        for (int t = 0; t < tile; ++t) {
+          const float* xg = xp + static_cast<long>(m0 + t) * a.K + g * a.group_size;
+          __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xg));
+          for (int c = 1; c < chunks; ++c) dot = _mm256_fmadd_ps(v[c], _mm256_loadu_ps(xg + 8 * c), dot);
+          acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
+        }
+      }
+      for (int t = 0; t < tile; ++t) {
+        const int m = m0 + t;
+        float bias = 0.0f;
+        for (int g = 0; g < groups; ++g)
+          bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
+        a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void permute_x_avx2(const QmmArgs& a, float* xp) {
+  if (a.bits != 2 && a.bits != 4 && a.bits != 8) {  // the chunk order of stream_rows
+    static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    for (long i = 0; i < static_cast<long>(a.M) * a.K; i += 8)
+      for (int lane = 0; lane < 8; ++lane) xp[i + lane] = a.x[i + order[lane]];
+    return;
+  }
+  const int vpw = 32 / a.bits, values = 8 * vpw;
+  for (int m = 0; m < a.M; ++m) {
+    const float* xr = a.x + static_cast<long>(m) * a.K;
+    float* out = xp + static_cast<long>(m) * a.K;
+    for (int b = 0; b < a.K / values; ++b)
+      for (int j = 0; j < vpw; ++j)
+        for (int i = 0; i < 8; ++i) out[b * values + 8 * j + i] = xr[b * values + vpw * i + j];
+  }
+}
+
+void qmm_rows_avx2(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  switch (a.bits) {
+    case 2: return rows<2>(a, xp, xsum, n0, n1);
+    case 4: return rows<4>(a, xp, xsum, n0, n1);
+    case 8: return rows<8>(a, xp, xsum, n0, n1);
+    case 3: return stream_rows<3>(a, xp, xsum, n0, n1);
+    case 5: return stream_rows<5>(a, xp, xsum, n0, n1);
+    case 6: return stream_rows<6>(a, xp, xsum, n0, n1);
+    default: return generic_rows(a, xsum, n0, n1);
+  }
+}
+
+}  // namespace gemma_cpu

@@ -1,0 +1,36 @@
+// Quantized matmul kernels on MLX's affine layout: y[m, n] = sum_k x[m, k] * w[n, k], where
+// w[n, k] = scale[n, g] * q[n, k] + bias[n, g] for group g = k / group_size and q is packed
+// little-endian, `bits` per value (4 and 8: within uint32 words; 2, 3, 5, 6: a bit stream).
+#pragma once
+
+#include <cstdint>
+
+namespace gemma_cpu {
+
+enum class ScaleType { F32, F16, BF16 };
+
+struct QmmArgs {
+  const float* x;         // [M, K], row-contiguous
+  const uint32_t* w;      // [N, K * bits / 32]
+  const void* scales;     // [N, K / group_size]
+  const void* biases;     // [N, K / group_size]
+  float* y;               // [M, N]
+  int M, N, K, group_size, bits;
+  ScaleType scale_type;
+};
+
+// True when the AVX2+FMA kernel can run here (CPU support checked at run time).
+bool avx2_available();
+
+// Runs the multiplication on the calling thread plus the pool; returns false if the shape or
+// bits are not supported by the fast kernel (the caller then uses MLX's own op).
+bool qmm(const QmmArgs& a);
+
+// The kernel on rows [n0, n1) of w, with x already rearranged for it (see qmm_avx2.cpp).
+void qmm_rows_avx2(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1);
+void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1);
+void permute_x_avx2(const QmmArgs& a, float* xp);
+
+int pool_threads();
+
+}  // namespace gemma_cpu

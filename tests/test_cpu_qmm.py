@@ -1,0 +1,97 @@
+"""The CPU quantized-matmul extension against a float64 reference and MLX's op."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from gemma_mlx.kernels import cpu_qmm
+
+ext = pytest.importorskip("gemma_mlx._cpu_qmm", reason="the CPU kernel is not built "
+                          "(scripts/build_cpu_kernels.sh)")
+if not ext.avx2():
+    pytest.skip("this CPU has no AVX2", allow_module_level=True)
+
+
+def _case(m: int, n: int, k: int, bits: int, group: int, dtype=mx.float32, seed: int = 0):
+    mx.random.seed(seed)
+    x = mx.random.normal((m, k))
+    w, s, b = mx.quantize(mx.random.normal((n, k)), group_size=group, bits=bits)
+    return x, w, s.astype(dtype), b.astype(dtype)
+
+
+def _reference(x, w, s, b, group: int, bits: int) -> np.ndarray:
+    dense = mx.dequantize(w, s.astype(mx.float32), b.astype(mx.float32), group_size=group,
+                          bits=bits)
+    return np.array(x, dtype=np.float64) @ np.array(dense, dtype=np.float64).T
+
+
+def _check(got: mx.array, ref: np.ndarray, k: int) -> None:
+    # float32 sums of k products of O(1) terms: rounding grows like sqrt(k) * eps * |terms|
+    tol = 2e-6 * np.sqrt(k) * np.abs(ref).max() + 1e-5
+    assert np.abs(np.array(got, dtype=np.float64) - ref).max() < tol
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("group", [32, 64, 128])
+def test_every_bits_and_group_size(bits, group):
+    x, w, s, b = _case(3, 70, 384, bits, group)
+    got = ext.quantized_matmul(x, w, s, b, group, bits)
+    _check(got, _reference(x, w, s, b, group, bits), 384)
+    ref = mx.quantized_matmul(x, w, s, b, transpose=True, group_size=group, bits=bits)
+    assert mx.allclose(got, ref, atol=1e-3).item()
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 16, 17, 33])
+def test_row_counts_and_a_split_that_is_not_even(m):
+    x, w, s, b = _case(m, 1237, 640, 4, 64, seed=m)  # 1237 rows over the thread pool
+    _check(ext.quantized_matmul(x, w, s, b, 64, 4), _reference(x, w, s, b, 64, 4), 640)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_16_bit_scales(dtype):
+    x, w, s, b = _case(2, 64, 256, 4, 64, dtype)
+    _check(ext.quantized_matmul(x, w, s, b, 64, 4), _reference(x, w, s, b, 64, 4), 256)
+
+
+def test_non_contiguous_inputs_and_lead_dimensions():
+    x, w, s, b = _case(4, 96, 256, 8, 32)
+    xt = mx.random.normal((256, 4)).T  # a transposed view
+    _check(ext.quantized_matmul(xt, w, s, b, 32, 8), _reference(xt, w, s, b, 32, 8), 256)
+    x3 = mx.random.normal((2, 3, 256))
+    got = cpu_qmm.quantized_matmul(x3, w, s, b, 32, 8)
+    ref = _reference(x3.reshape(6, 256), w, s, b, 32, 8).reshape(2, 3, 96)
+    assert got.shape == (2, 3, 96)
+    _check(got, ref, 256)
+
+
+def test_gradient_through_the_input_for_qlora():
+    x, w, s, b = _case(3, 40, 128, 4, 64)
+
+    def f(fn, x):
+        return (fn(x) ** 2).sum()
+
+    ours = mx.grad(lambda x: f(lambda v: ext.quantized_matmul(v, w, s, b, 64, 4), x))(x)
+    theirs = mx.grad(lambda x: f(lambda v: mx.quantized_matmul(
+        v, w, s, b, transpose=True, group_size=64, bits=4), x))(x)
+    assert mx.allclose(ours, theirs, atol=1e-3, rtol=1e-4).item()
+
+
+def test_inside_compile_and_bad_arguments():
+    x, w, s, b = _case(2, 32, 128, 4, 32)
+    fn = mx.compile(lambda x: ext.quantized_matmul(x, w, s, b, 32, 4) * 2)
+    _check(fn(x), 2 * _reference(x, w, s, b, 32, 4), 128)
+    with pytest.raises(ValueError, match="float32"):
+        ext.quantized_matmul(x.astype(mx.float16), w, s, b, 32, 4)
+    with pytest.raises(ValueError, match="K"):
+        ext.quantized_matmul(mx.zeros((2, 64)), w, s, b, 32, 4)
+
+
+def test_the_fallback_when_turned_off(monkeypatch):
+    x, w, s, b = _case(2, 32, 128, 4, 64)
+    monkeypatch.setenv("GEMMA_MLX_CPU_KERNEL", "off")
+    monkeypatch.setattr(cpu_qmm, "_state", {})
+    assert not cpu_qmm.available() and "off" in cpu_qmm.status()
+    got = cpu_qmm.quantized_matmul(x, w, s, b, 64, 4)
+    _check(got, _reference(x, w, s, b, 64, 4), 128)
