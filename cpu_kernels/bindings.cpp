@@ -80,6 +80,12 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
   int group_size_, bits_;
 };
 
+// `a` itself when it is already row-contiguous (weights are: no graph node per call).
+mx::array contiguous(const mx::array& a, mx::Stream s) {
+  if (a.is_available() && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, s);
+}
+
 // y [M, N] = x [M, K] @ dequantize(w, scales, biases).T on the current CPU stream.
 mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
                            const mx::array& biases, int group_size, int bits) {
@@ -90,8 +96,8 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
   auto stream = mx::default_stream(mx::Device::cpu);
   auto prim = std::make_shared<GemmaQuantizedMatmul>(stream, group_size, bits);
   return mx::array({x.shape(0), w.shape(0)}, mx::float32, prim,
-                   {mx::contiguous(x, false, stream), mx::contiguous(w, false, stream),
-                    mx::contiguous(scales, false, stream), mx::contiguous(biases, false, stream)});
+                   {contiguous(x, stream), contiguous(w, stream), contiguous(scales, stream),
+                    contiguous(biases, stream)});
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_
   const int values = 8 * (32 / a.bits);
   const long g0 = row_group0 + static_cast<long>(block) * values / a.group_size;
   if (per_block == 1) return _mm256_set1_ps(load_scale(a.scales, a.scale_type, g0));
+  if (per_block == 2)  // 4-bit, groups of 32: lanes 0-3 and 4-7
+    return _mm256_set_m128(_mm_set1_ps(load_scale(a.scales, a.scale_type, g0 + 1)),
+                           _mm_set1_ps(load_scale(a.scales, a.scale_type, g0)));
   alignas(32) float s[8];
   const int lanes = 8 / per_block;
   for (int i = 0; i < 8; ++i) s[i] = load_scale(a.scales, a.scale_type, g0 + i / lanes);

@@ -1,0 +1,211 @@
+"""The CPU quantized-matmul extension: kernel times, 270M 4-bit decode against mlx-lm (and
+llama.cpp if llama-cpp-python is installed), batched decode, prefill, token parity.
+
+    .venv/bin/python benchmarks/cpu_kernel.py [--gen-tokens 64] [--parity-tokens 256]
+
+"MLX's op" is the same gemma-mlx code with the extension switched off. Weights: mlx-lm's
+4-bit (groups of 64) conversion of the 270M, which every engine here loads, and gemma-mlx's
+own import of the GGUF (Q8_0 head, Q5_0/Q4_K/Q8_0 layers kept exactly).
+"""
+
+from __future__ import annotations
+
+import gemma_mlx  # noqa: F401  (first: OpenBLAS for MLX on Linux)
+
+# isort: split
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from generate_vs_mlx_lm import mlx_lm_4bit  # noqa: E402
+
+from gemma_mlx.default_model import cache_dir, default_gguf, ensure_default_model  # noqa: E402
+from gemma_mlx.generation.batch import BatchEngine, Request  # noqa: E402
+from gemma_mlx.generation.generate import generate_step  # noqa: E402
+from gemma_mlx.heldout_text import HELDOUT_TEXT  # noqa: E402
+from gemma_mlx.kernels import cpu_qmm  # noqa: E402
+from gemma_mlx.loading import load  # noqa: E402
+
+
+def use_kernel(on: bool) -> None:
+    cpu_qmm._state.clear()
+    if not on:
+        cpu_qmm._state.update(module=None, reason="off for the benchmark")
+
+
+def ms(fn, n: int = 10) -> float:
+    mx.eval(fn())
+    start = time.perf_counter()
+    for _ in range(n):
+        mx.eval(fn())
+    return (time.perf_counter() - start) / n * 1e3
+
+
+def bandwidth() -> float:
+    """GB/s of a read-mostly pass over 512 MB (a sum), the floor's denominator."""
+    a = mx.ones((128, 1024, 1024))
+    mx.eval(a)
+    t = ms(lambda: a.sum(), 3)
+    return a.nbytes / t / 1e6
+
+
+def kernels(gbps: float) -> None:
+    print("\n| matrix (4-bit, groups of 64) | rows | MLX op ms | ours ms | speed-up | "
+          "floor ms |\n|---|---|---|---|---|---|")
+    for n, k in [(262144, 640), (2048, 640), (640, 2048), (1024, 640)]:
+        w, s, b = mx.quantize(mx.random.normal((n, k)), group_size=64, bits=4)
+        floor = (w.nbytes + s.nbytes + b.nbytes) / gbps / 1e6
+        for m in (1, 8, 16) if n > 100000 else (1, 8):
+            x = mx.random.normal((m, k))
+            args = (x, w, s, b)
+            theirs = ms(lambda a=args: mx.quantized_matmul(*a, group_size=64, bits=4))
+            ours = ms(lambda a=args: cpu_qmm.quantized_matmul(*a, 64, 4))
+            print(f"| {n}x{k} | {m} | {theirs:.2f} | {ours:.2f} | {theirs / ours:.1f}x | "
+                  f"{floor:.2f} |")
+
+
+def decode_tps(model, prompt: list[int], n: int) -> tuple[float, float, list[int]]:
+    """(prompt tok/s, decode tok/s, tokens) of one greedy run."""
+    steps = generate_step(mx.array(prompt), model, max_tokens=n)
+    start = time.perf_counter()
+    out = [next(steps)]
+    first = time.perf_counter()
+    out += list(steps)
+    end = time.perf_counter()
+    return len(prompt) / (first - start), (n - 1) / (end - first), out
+
+
+def mlx_lm_tps(path: Path, prompt: list[int], n: int) -> float:
+    from mlx_lm.generate import generate_step as their_step
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(path)
+    steps = their_step(mx.array(prompt), model, max_tokens=n)
+    next(steps)
+    start = time.perf_counter()
+    for _ in steps:
+        pass
+    return (n - 1) / (time.perf_counter() - start)
+
+
+def llama_cpp_tps(prompt: list[int], n: int) -> float | None:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    llm = Llama(str(default_gguf(cache_dir())), n_ctx=1024, n_threads=2, verbose=False)
+    llm.eval(prompt)
+    start = time.perf_counter()
+    for i, _ in enumerate(llm.generate(prompt, temp=0.0, reset=False)):
+        if i + 1 >= n:
+            break
+    return (n - 1) / (time.perf_counter() - start)
+
+
+def batch_tps(model, prompts: list[list[int]], n: int) -> float:
+    engine = BatchEngine(model, None, max_batch=len(prompts))
+    for i, p in enumerate(prompts):
+        engine.submit(Request(p, n, stops=set(), id=i))
+    steps = 0
+    start = None
+    for _ in engine.run():
+        steps += 1
+        if steps == len(prompts):  # every sequence has its first token: decode from here
+            start = time.perf_counter()
+    return (steps - len(prompts)) / (time.perf_counter() - start)
+
+
+def breakdown(model, prompt: list[int]) -> str:
+    """Milliseconds of one decode step: all of it, without the head, without any quantized
+    matmul (outputs faked with zeros), so the rest is what attention, norms and graph cost."""
+    from gemma_mlx.models import quantized
+
+    cache = model.make_cache()
+    mx.eval(model.model(mx.array(prompt)[None], cache))
+    token = mx.array([[prompt[-1]]])
+
+    def step(head: bool):
+        def run():
+            h = model.model(token, cache)
+            out = model.logits(h[:, -1]) if head else h
+            for c in cache:
+                c.trim(1)
+            return out
+        return run
+
+    full, body = ms(step(True), 20), ms(step(False), 20)
+    real = quantized.QuantizedLinear.__call__
+    quantized.QuantizedLinear.__call__ = lambda self, x: mx.zeros(
+        (*x.shape[:-1], self["weight"].shape[0]), x.dtype)
+    try:
+        rest = ms(step(False), 20)
+    finally:
+        quantized.QuantizedLinear.__call__ = real
+    return (f"{full:.1f} ms a token: head {full - body:.1f}, layer matmuls {body - rest:.1f}, "
+            f"the rest (attention, norms, RoPE, graph) {rest:.1f}")
+
+
+def parity(model, prompt: list[int], n: int) -> str:
+    use_kernel(True)
+    ours = decode_tps(model, prompt, n)[2]
+    use_kernel(False)
+    theirs = decode_tps(model, prompt, n)[2]
+    use_kernel(True)
+    same = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+    if same is None:
+        return f"token-identical for {n} tokens"
+    ids = prompt + theirs[:same]
+    logits = model(mx.array(ids)[None])[0, -1]
+    top = mx.sort(logits)[-2:].tolist()
+    return f"first divergence at token {same}, MLX op's logit margin there {top[1] - top[0]:.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--parity-tokens", type=int, default=256)
+    ap.add_argument("--prompt-tokens", type=int, default=256)
+    args = ap.parse_args()
+    print(f"kernel: {cpu_qmm.status()}")
+    gbps = bandwidth()
+    print(f"memory read bandwidth: {gbps:.1f} GB/s")
+    kernels(gbps)
+    weights = {"mlx-lm 4-bit": mlx_lm_4bit(), "gemma-mlx GGUF import": ensure_default_model()}
+    model, tok = load(weights["mlx-lm 4-bit"])
+    ids = tok.encode(HELDOUT_TEXT)
+    prompt, n = ids[:32], args.gen_tokens
+    print("\n| weights | engine | prefill tok/s (256) | decode tok/s | vs mlx-lm |"
+          "\n|---|---|---|---|---|")
+    their = mlx_lm_tps(weights["mlx-lm 4-bit"], prompt, n)
+    for name, path in weights.items():
+        model, _ = load(path)
+        for label, on in [("gemma-mlx + kernel", True), ("gemma-mlx, MLX op", False)]:
+            use_kernel(on)
+            decode_tps(model, prompt, 4)  # warm: one-time repacking, compiled functions
+            pre = decode_tps(model, ids[: args.prompt_tokens], 2)[0]
+            dec = decode_tps(model, prompt, n)[1]
+            print(f"| {name} | {label} | {pre:.0f} | {dec:.1f} | {dec / their:.2f}x |")
+    print(f"| mlx-lm 4-bit | mlx-lm | - | {their:.1f} | 1.00x |")
+    llama = llama_cpp_tps(prompt, n)
+    print(f"| GGUF Q4_K_M | llama.cpp | - | {llama:.1f} | - |" if llama else
+          "llama-cpp-python is not installed: llama.cpp not measured here")
+    model, _ = load(weights["mlx-lm 4-bit"])
+    for on in (False, True):
+        use_kernel(on)
+        print(f"decode step, {'kernel' if on else 'MLX op'}: {breakdown(model, prompt)}")
+    prompts = [ids[i * 40 : i * 40 + 32] for i in range(8)]
+    one, eight = batch_tps(model, prompts[:1], 32), batch_tps(model, prompts, 32)
+    print(f"\nbatched decode, mlx-lm 4-bit weights: batch 1 {one:.1f} tok/s, batch 8 "
+          f"{eight:.1f} tok/s ({eight / one:.1f}x)")
+    gguf_model = load(weights["gemma-mlx GGUF import"])[0]
+    print(f"parity on the GGUF import: {parity(gguf_model, prompt, args.parity_tokens)}")
+    print(f"peak memory {mx.get_peak_memory() / 1e9:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
