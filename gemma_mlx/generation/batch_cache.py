@@ -65,18 +65,28 @@ class BatchLayerCache:
         self.v[r, :, slot] = v[:, :, 0]
         # only the slots written so far: short sequences attend over a prefix, not the ring
         used = min(self.size, max(positions) + 1)
-        if rows == list(range(self.rows)):  # every row decodes, in order: a view, no gather
-            keys, values = self.k[:, :, :used], self.v[:, :, :used]
-        else:  # only the rows that decode: idle rows cost nothing
+        n_rows, hq, d = self.rows, q.shape[1], q.shape[3]
+        full = rows == list(range(n_rows))  # every row decodes, in order: a view as it is
+        sparse = not full and 2 * len(rows) < n_rows
+        qf, p = q, pos
+        if sparse:  # few rows decode: gather theirs, idle rows cost nothing
             keys, values = self.k[r, :, :used], self.v[r, :, :used]
-        p, s = pos[:, None], mx.arange(used)[None, :]
+        else:  # most do: a view of every row (no copy); idle rows' outputs are dropped
+            keys, values = self.k[:, :, :used], self.v[:, :, :used]
+            if not full:
+                qf = mx.zeros((n_rows, hq, 1, d), q.dtype)
+                qf[r] = q
+                p = mx.zeros((n_rows,), mx.int32)
+                p[r] = pos
+        p, s = p[:, None], mx.arange(used)[None, :]
         if self.window is not None:  # the position each slot holds, and the window (p-W, p]
             held = p - (p - s) % self.size
             mask = (held >= 0) & (held > p - self.window)
         else:
             mask = s <= p
-        return mx.fast.scaled_dot_product_attention(q, keys, values, scale=scale,
-                                                    mask=mask[:, None, None, :])
+        out = mx.fast.scaled_dot_product_attention(qf, keys, values, scale=scale,
+                                                   mask=mask[:, None, None, :])
+        return out if full or sparse else out[r]
 
     def extract(self, row: int, offset: int) -> Cache:
         """A single-sequence cache of `row` holding positions 0..offset-1 (a copy: the row is
