@@ -112,6 +112,7 @@ class BatchEngine:
         self._stops = stop_ids(tokenizer) if tokenizer is not None else set()
         self.batch = batch_caches(self._make_cache())
         self._free_rows = list(range(max_batch))
+        self._ahead: tuple[list[_Sequence], mx.array] | None = None  # a step queued ahead
 
     def submit(self, request: Request) -> Any:
         context = self.model.config.max_position_embeddings
@@ -213,10 +214,16 @@ class BatchEngine:
 
     def step(self) -> list[Event]:
         """One forward pass over the running batch; the events of the tokens it produced."""
+        if self._ahead is not None:
+            seqs, y = self._ahead
+            return self._decode_step([s for s in seqs if s in self.running], y, seqs)
         self._admit()
         plan = self._plan()
         if not plan:
             return []
+        if all(n == 1 and s.row is not None for s, n in plan) and self._simple(plan):
+            seqs = [s for s, _ in plan]
+            return self._decode_step(seqs, mx.array([s.tokens[-1] for s in seqs]))
         start = time.perf_counter()
         ids, lengths, caches, last, rows, positions = [], [], [], [], [], []
         for s, n in plan:
@@ -261,6 +268,48 @@ class BatchEngine:
             if s.row is None and not s.prefilling:
                 self._to_row(s)
         return events
+
+    def _simple(self, plan: list) -> bool:
+        """Every sequence decodes in a batch row with the same sampler and nothing that needs
+        its last token on the host: such steps can be queued one ahead."""
+        first = plan[0][0].request.sampler
+        return all(not s.request.logits_processors and s.request.constraint is None
+                   and s.request.logprobs is None and s.request.sampler is first
+                   for s, _ in plan)
+
+    def _forward(self, seqs: list[_Sequence], ids: mx.array, ahead: int = 0) -> mx.array:
+        """Next tokens [n] (lazy) of sequences decoding in batch rows from ids [n], `ahead`
+        tokens past their last known one."""
+        positions = [len(s.tokens) - 1 + ahead for s in seqs]
+        h = self.model.model.rows(ids, [1] * len(seqs), [], self.batch,
+                                  [s.row for s in seqs], positions)
+        logits = self.model.logits(h[0]).astype(mx.float32)
+        return normalize_and_sample(seqs[0].request.sampler or greedy, logits)
+
+    def _decode_step(self, live: list[_Sequence], ids: mx.array,
+                     scheduled: list[_Sequence] | None = None) -> list[Event]:
+        """Decode `live`, pipelined: the next step is queued on the sampled tokens (still on
+        the device) before they are read, so building its graph overlaps this computation.
+        With `scheduled`, `ids` are tokens already computed for those sequences (an ahead
+        step); the ones that finished since are dropped."""
+        start = time.perf_counter()
+        self._ahead = None
+        if scheduled is None:
+            y = self._forward(live, ids)
+        else:
+            y = ids
+            if len(live) < len(scheduled):  # someone finished: keep the others' tokens
+                keep = mx.array([scheduled.index(s) for s in live])
+                y = y[keep] if live else y[:0]
+        mx.async_eval(y)
+        if live and not self.queue and len(live) == len(scheduled or live):
+            self._ahead = (live, self._forward(live, y, ahead=1))
+            mx.async_eval(self._ahead[1])
+        tokens = y.tolist() if live else []
+        self.stats["steps"] += 1
+        self.stats["generation_tokens"] += len(tokens)
+        self.stats["generation_time"] += time.perf_counter() - start
+        return [self._emit(s, t) for s, t in zip(live, tokens, strict=True)]
 
     def _sample(self, seqs: list[_Sequence], logits: mx.array) -> tuple[list[int], list]:
         """Next tokens from logits [n, V]: each row's processors and constraint, then one

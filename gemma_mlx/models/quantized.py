@@ -12,10 +12,12 @@ from .cpu_streams import cpu_streams
 # dequantize-then-BLAS for a prefill chunk. On Metal the quantized kernels win, so this
 # applies to the CPU backend only.
 DENSE_MIN_ROWS = 16
+KERNEL_MAX_ROWS = 32  # our CPU kernel (it reuses each weight across rows) beats that up to here
 
 
 def _use_dense(x: mx.array) -> bool:
-    return x.size // x.shape[-1] >= DENSE_MIN_ROWS and mx.default_device() == mx.cpu
+    limit = KERNEL_MAX_ROWS if x.dtype == mx.float32 and cpu_qmm.available() else DENSE_MIN_ROWS
+    return x.size // x.shape[-1] >= limit and mx.default_device() == mx.cpu
 
 
 def _dense_weight(layer: nn.Module, dtype: mx.Dtype) -> mx.array:
@@ -25,7 +27,8 @@ def _dense_weight(layer: nn.Module, dtype: mx.Dtype) -> mx.array:
 
 
 def _use_kernel(layer: nn.Module, x: mx.array) -> bool:
-    """Our CPU extension: affine, float32, few rows (more go to BLAS on dequantized weights)."""
+    """Our CPU extension: affine, float32, fewer than KERNEL_MAX_ROWS rows (more go to BLAS
+    on dequantized weights)."""
     return (layer.mode == "affine" and x.dtype == mx.float32 and "biases" in layer
             and mx.default_device() == mx.cpu and cpu_qmm.available())
 
