@@ -42,6 +42,20 @@ inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_
   return _mm256_load_ps(s);
 }
 
+// y[m, n] for a tile of rows: the accumulated scale * (q . x), plus sum_g bias_g * sum(x_g).
+inline void store(const QmmArgs& a, const __m256* acc, int tile, int m0, int n,
+                  const float* xsum) {
+  const int groups = a.K / a.group_size;
+  const long g_row = static_cast<long>(n) * groups;
+  for (int t = 0; t < tile; ++t) {
+    const int m = m0 + t;
+    float bias = 0.0f;
+    for (int g = 0; g < groups; ++g)
+      bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
+    a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
+  }
+}
+
 template <int BITS>
 void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
   constexpr int VPW = 32 / BITS;
@@ -70,13 +84,7 @@ void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) 
           acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
         }
       }
-      for (int t = 0; t < tile; ++t) {
-        const int m = m0 + t;
-        float bias = 0.0f;
-        for (int g = 0; g < groups; ++g)
-          bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
-        a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
-      }
+      store(a, acc, tile, m0, n, xsum);
     }
   }
 }
@@ -120,13 +128,7 @@ void stream_rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, i
           acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
         }
       }
-      for (int t = 0; t < tile; ++t) {
-        const int m = m0 + t;
-        float bias = 0.0f;
-        for (int g = 0; g < groups; ++g)
-          bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
-        a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
-      }
+      store(a, acc, tile, m0, n, xsum);
     }
   }
 }
