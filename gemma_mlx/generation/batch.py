@@ -15,7 +15,7 @@ from ..cache import copy_cache
 from ..errors import GemmaError
 from .batch_cache import batch_caches
 from .constraints import Constraint, apply_bitmask, make_constraint
-from .generate import StreamingDetokenizer, _prompt_ids
+from .generate import StreamingDetokenizer, prompt_ids, room_after
 from .sampling import (
     LogitsProcessor,
     Sampler,
@@ -115,16 +115,10 @@ class BatchEngine:
         self._ahead: tuple[list[_Sequence], mx.array] | None = None  # a step queued ahead
 
     def submit(self, request: Request) -> Any:
-        context = self.model.config.max_position_embeddings
-        if not request.prompt:
-            raise GemmaError("the prompt is empty")
+        request.max_tokens = min(request.max_tokens, room_after(self.model, request.prompt))
         if not 0 <= request.cached < len(request.prompt) or (request.cache is None) != (
                 request.cached == 0):
             raise GemmaError("a cached prefix must leave at least one prompt token to prefill")
-        if len(request.prompt) >= context:
-            raise GemmaError(f"the prompt has {len(request.prompt)} tokens; this model's "
-                             f"context is {context}")
-        request.max_tokens = min(request.max_tokens, context - len(request.prompt))
         need = self._kv(request)
         if self.kv_budget is not None and need > self.kv_budget:
             raise GemmaError(f"a request of {len(request.prompt)} + {request.max_tokens} "
@@ -415,7 +409,7 @@ def batch_generate(
     for i, prompt in enumerate(prompts):
         processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
         constraint = make_constraint(tokenizer, model.config.vocab_size, json_schema)
-        engine.submit(Request(_prompt_ids(tokenizer, prompt), max_tokens,
+        engine.submit(Request(prompt_ids(tokenizer, prompt), max_tokens,
                               make_sampler(temperature, top_p, top_k, min_p), processors,
                               constraint, id=i))
     texts, reasons = [""] * len(prompts), [""] * len(prompts)

@@ -141,7 +141,18 @@ class StreamingDetokenizer:
         return piece
 
 
-def _prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
+def room_after(model: Any, ids: list[int]) -> int:
+    """How many tokens fit after the prompt `ids` in the model's context (GemmaError if none
+    do, or the prompt is empty)."""
+    context = model.config.max_position_embeddings
+    if not ids:
+        raise GemmaError("the prompt is empty")
+    if len(ids) >= context:
+        raise GemmaError(f"the prompt has {len(ids)} tokens; this model's context is {context}")
+    return context - len(ids)
+
+
+def prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
     if isinstance(prompt, str):
         if tokenizer is None:
             raise GemmaError("this checkpoint has no tokenizer: pass the prompt as token ids")
@@ -221,13 +232,8 @@ def stream_generate(
         ids, embeddings, blocks = _multimodal_prompt(model, tokenizer, prompt, images,
                                                      pan_and_scan)
     else:
-        ids = _prompt_ids(tokenizer, prompt)
-    context = model.config.max_position_embeddings
-    if not ids:
-        raise GemmaError("the prompt is empty")
-    if len(ids) >= context:
-        raise GemmaError(f"the prompt has {len(ids)} tokens; this model's context is {context}")
-    max_tokens = min(max_tokens, context - len(ids))
+        ids = prompt_ids(tokenizer, prompt)
+    max_tokens = min(max_tokens, room_after(model, ids))
     if seed is not None:
         mx.random.seed(seed)
     processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import GemmaError
 from ..generation.batch import Event, Request
-from ..generation.generate import output_constraint, stream_generate
+from ..generation.generate import output_constraint, prompt_ids, room_after, stream_generate
 from ..generation.sampling import (
     make_logit_bias,
     make_presence_penalty,
@@ -38,20 +38,9 @@ class Plan:
     echo: str = ""
 
 
-def _tokens(tokenizer: Any, prompt: str | list[int]) -> list[int]:
-    if isinstance(prompt, str):
-        return tokenizer.encode(prompt, add_special_tokens=not prompt.startswith("<bos>"))
-    return list(prompt)
-
-
 def _limit(model: Any, prompt: list[int], limit: int | None) -> int:
-    context = model.config.max_position_embeddings
-    if not prompt:
-        raise GemmaError("the prompt is empty")
-    if len(prompt) >= context:
-        raise GemmaError(f"the prompt has {len(prompt)} tokens; this model's context is "
-                         f"{context}")
-    return min(limit or context, context - len(prompt))  # no limit: the rest of the context
+    room = room_after(model, prompt)
+    return min(limit or room, room)  # no limit: the rest of the context
 
 
 def _messages(req: ChatCompletionRequest, media_dir: str | None, vision: bool
@@ -93,7 +82,7 @@ def chat_plan(req: ChatCompletionRequest, model: Any, tokenizer: Any,
     text = tokenizer.apply_chat_template(messages, tools=req.tools if mode != "none" else None,
                                          add_generation_prompt=True, tokenize=False,
                                          **(req.chat_template_kwargs or {}))
-    prompt = _tokens(tokenizer, text)
+    prompt = prompt_ids(tokenizer, text)
     top = req.top_logprobs or 0
     return Plan(prompt, req, _limit(model, prompt, req.limit()), top if req.logprobs else None,
                 schema, mode, called, images, echo=text)
@@ -105,7 +94,7 @@ def completion_plans(req: CompletionRequest, model: Any, tokenizer: Any) -> list
     for p in req.prompts():
         if isinstance(p, str) and tokenizer is None:
             raise GemmaError("this checkpoint has no tokenizer: send the prompt as token ids")
-        prompt = _tokens(tokenizer, p)
+        prompt = prompt_ids(tokenizer, p)
         echo = p if isinstance(p, str) else tokenizer.decode(prompt)
         plans.append(Plan(prompt, req, _limit(model, prompt, req.limit()), req.logprobs,
                           schema, echo=echo))
