@@ -16,6 +16,11 @@ import mlx.core as mx
 KV_GROUP = 64
 
 
+def kv_group(head_dim: int) -> int:
+    """The quantization group along a head: 64, or 32 for heads it does not divide."""
+    return KV_GROUP if head_dim % KV_GROUP == 0 else 32
+
+
 class _Store:
     """A [B, H, N, D] buffer, plain or quantized along D, written and read by position slices."""
 
@@ -33,13 +38,20 @@ class _Store:
             return [mx.zeros((b, h, n, d), like.dtype)]
         per_word = 32 // self.bits
         return [mx.zeros((b, h, n, d // per_word), mx.uint32),
-                mx.zeros((b, h, n, d // KV_GROUP), like.dtype),
-                mx.zeros((b, h, n, d // KV_GROUP), like.dtype)]
+                mx.zeros((b, h, n, d // kv_group(d)), like.dtype),
+                mx.zeros((b, h, n, d // kv_group(d)), like.dtype)]
 
     def encode(self, x: mx.array) -> list[mx.array]:
         if self.bits is None:
             return [x]
-        return list(mx.quantize(x, group_size=KV_GROUP, bits=self.bits))
+        return list(mx.quantize(x, group_size=kv_group(x.shape[-1]), bits=self.bits))
+
+    def as_stored(self, x: mx.array) -> mx.array:
+        """x as a read will return it (through the quantizer when the store is quantized)."""
+        if self.bits is None:
+            return x
+        return mx.dequantize(*self.encode(x), group_size=kv_group(x.shape[-1]),
+                             bits=self.bits)
 
     def write(self, index, x: mx.array) -> None:
         for buf, part in zip(self.data, self.encode(x), strict=True):
@@ -49,7 +61,8 @@ class _Store:
         parts = [a[:, :, index] for a in self.data]
         if self.bits is None:
             return parts[0]
-        return mx.dequantize(*parts, group_size=KV_GROUP, bits=self.bits)
+        head_dim = parts[0].shape[-1] * 32 // self.bits
+        return mx.dequantize(*parts, group_size=kv_group(head_dim), bits=self.bits)
 
 
 class KVCache:
@@ -149,11 +162,13 @@ class RotatingKVCache:
         """Store a chunk k, v [B, H, L, D]; return the last window-1 old keys + the chunk,
         contiguous, and the position of the first one."""
         context = min(self.filled, self.window - 1)
+        # the chunk's own keys as stored, as a one-token step and the global cache see them:
+        # with quantized KV, verifying k tokens at once then equals k single steps
+        keys, values = self.k.as_stored(k), self.v.as_stored(v)
         if context:
             old_k, old_v = self.ordered(context)
-            keys, values = mx.concatenate([old_k, k], axis=2), mx.concatenate([old_v, v], axis=2)
-        else:
-            keys, values = k, v
+            keys = mx.concatenate([old_k, keys], axis=2)
+            values = mx.concatenate([old_v, values], axis=2)
         start = self.offset - context
         self._write(k, v)
         return keys, values, start

@@ -30,6 +30,16 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
 
 
+def _speculative_args(p: argparse.ArgumentParser) -> None:
+    one = p.add_mutually_exclusive_group()
+    one.add_argument("--draft-model", metavar="M", help="speculative decoding with this "
+                     "smaller Gemma 3 (same tokenizer) proposing tokens; output unchanged")
+    one.add_argument("--prompt-lookup", action="store_true", help="speculative decoding "
+                     "with drafts copied from the prompt and the output so far (n-grams)")
+    p.add_argument("--num-draft-tokens", type=int, default=None, metavar="K",
+                   help="longest draft (default 3 with --draft-model, 8 with --prompt-lookup)")
+
+
 def _constraint_args(p: argparse.ArgumentParser) -> None:
     one = p.add_mutually_exclusive_group()
     one.add_argument("--json-schema", metavar="SCHEMA",
@@ -58,8 +68,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--raw-prompt", action="store_true",
                    help="never apply the chat template, even with --image or --tools")
     _constraint_args(g)
+    _speculative_args(g)
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
+    _speculative_args(c)
     b = sub.add_parser("batch", help="generate for every record of a JSONL file (resumable)")
     _sampling_args(b)
     b.add_argument("--input", required=True, help='JSONL: {"prompt"} or {"messages"}, '
@@ -245,6 +257,21 @@ def _load(args: argparse.Namespace):
     return model, tokenizer
 
 
+def _speculative_kwargs(args: argparse.Namespace, model, tokenizer) -> dict:
+    """The draft model (loaded and checked against the model's vocabulary) or prompt lookup."""
+    if not (args.draft_model or args.prompt_lookup):
+        return {}
+    kw = dict(num_draft_tokens=args.num_draft_tokens, prompt_lookup=args.prompt_lookup)
+    if args.draft_model:
+        from .generation.speculative import check_draft_model
+        from .loading import load
+
+        draft, draft_tokenizer = load(args.draft_model, progress=True)
+        check_draft_model(model, tokenizer, draft, draft_tokenizer)
+        kw["draft_model"] = draft
+    return kw
+
+
 def _json_arg(value: str, flag: str):
     """Inline JSON, or the JSON in the file it names."""
     import json
@@ -292,15 +319,17 @@ def run_generate(args: argparse.Namespace) -> None:
     model, tokenizer = _load(args)
     prompt = args.prompt
     constrained = _constraint_kwargs(args)
-    kwargs = {**_sampling_kwargs(args), **constrained}
+    kwargs = {**_sampling_kwargs(args), **constrained,
+              **_speculative_kwargs(args, model, tokenizer)}
     if not args.raw_prompt and (args.chat_template or args.system or args.image or args.tools):
         messages = [{"role": "system", "content": args.system}] if args.system else []
         content = [{"type": "image"} for _ in args.image] + [{"type": "text", "text": prompt}]
         prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}],
                                                tools=kwargs.get("tools"), tokenize=False)
-    last = None
+    last, drafted = None, 0
     for last in stream_generate(model, tokenizer, prompt, images=args.image, **kwargs):
         print(last.text, end="", flush=True)
+        drafted += last.from_draft
     if last is not None and last.tool_calls:
         print("\n" + json.dumps({"tool_calls": last.tool_calls}, indent=2, ensure_ascii=False))
     if last is not None and last.finish_reason == "length" and constrained:
@@ -311,6 +340,9 @@ def run_generate(args: argparse.Namespace) -> None:
         print(f"Prompt: {last.prompt_tokens} tokens, {last.prompt_tps:.3f} tokens-per-sec")
         print(f"Generation: {last.generation_tokens} tokens, "
               f"{last.generation_tps:.3f} tokens-per-sec")
+        if args.draft_model or args.prompt_lookup:
+            print(f"Drafts accepted: {drafted} of {last.generation_tokens} tokens "
+                  f"({100 * drafted / last.generation_tokens:.0f}%)")
         print(f"Peak memory: {last.peak_memory:.3f} GB")
 
 
@@ -338,6 +370,7 @@ def run_chat(args: argparse.Namespace) -> None:
     from .serve.prefix_cache import PrefixCache
 
     model, tokenizer = _load(args)
+    speculative = _speculative_kwargs(args, model, tokenizer)
     cache = PrefixCache(2 << 30)  # each turn prefills only its new tokens
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
@@ -376,7 +409,8 @@ def run_chat(args: argparse.Namespace) -> None:
         reply = []
         try:
             for r in stream_generate(model, tokenizer, prompt, images=images,
-                                     prompt_cache=cache, **_sampling_kwargs(args)):
+                                     prompt_cache=cache, **_sampling_kwargs(args),
+                                     **speculative):
                 print(r.text, end="", flush=True)
                 reply.append(r.text)
         except GemmaError as e:  # e.g. images on a text-only model: drop the turn, go on

@@ -61,14 +61,7 @@ def test_rollback_is_refused_beyond_the_slack():
 def test_quantized_kv_caches_stay_close(bits, tol):
     """8-bit and 4-bit keys/values (logits span about +-40 here; 8-bit moves them ~0.15)."""
     model, ids, ref = _model_and_reference()
-    from gemma_mlx import cache as cache_mod
-
-    old = cache_mod.KV_GROUP
-    cache_mod.KV_GROUP = 32  # the fixtures' head_dim
-    try:
-        out = _run(model, ids, model.make_cache(kv_bits=bits), [6, 9])
-    finally:
-        cache_mod.KV_GROUP = old
+    out = _run(model, ids, model.make_cache(kv_bits=bits), [6, 9])  # groups of 32 (head_dim)
     assert np.abs(out - ref).max() <= tol
     assert np.mean(out.argmax(-1) == ref.argmax(-1)) >= (0.95 if bits == 8 else 0.8)
 

@@ -17,7 +17,7 @@ from gemma_mlx.attention import attend, image_blocks
 from gemma_mlx.cache import KVCache, RotatingKVCache
 from gemma_mlx.config import ModelConfig
 from gemma_mlx.errors import GemmaError
-from gemma_mlx.generation.generate import prefill_chunks
+from gemma_mlx.generation.prefill import prefill_chunks
 from gemma_mlx.image_processing import load_image, pan_and_scan
 from gemma_mlx.loading import build_model, load
 from gemma_mlx.models.vision import VisionConfig, VisionTower

@@ -16,6 +16,7 @@ from ..image_processing import ImageInput
 from ..prompt import build_inputs
 from ..text.tool_calls import check_tools, choose_functions
 from .constraints import Constraint, apply_bitmask, make_constraint
+from .prefill import prefill
 from .sampling import (
     LogitsProcessor,
     Sampler,
@@ -23,6 +24,7 @@ from .sampling import (
     make_sampler,
     normalize_and_sample,
 )
+from .speculative import check_draft_model, speculative_generate_step
 from .tools import parse_tool_calls, stop_ids, tool_constraint
 
 
@@ -39,6 +41,7 @@ class GenerationResponse:
     peak_memory: float  # GB
     finish_reason: str | None = None
     tool_calls: list[dict] | None = None  # on the last response, when the reply is a call
+    from_draft: bool = False  # speculative decoding: the token was a draft the model accepted
 
 
 def generate_step(
@@ -84,15 +87,8 @@ def generate_step(
     def step(ids: mx.array) -> mx.array:
         return sampler_step(model.model(ids[None], cache)[:, -1, :])
 
-    bounds = prefill_chunks(prompt.size, prefill_step_size, image_blocks)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        ids = None if input_embeddings is not None else prompt[a:b][None]
-        emb = None if input_embeddings is None else input_embeddings[None, a:b]
-        blocks = [(s, e) for s, e in image_blocks if a <= s < b]
-        h = model.model(ids, cache, emb, image_blocks=blocks)
-        if b < prompt.size:
-            mx.eval([c.state for c in cache])
-    y = sampler_step(h[:, -1, :])
+    h = prefill(model, prompt, cache, prefill_step_size, input_embeddings, image_blocks)
+    y = sampler_step(h)
     mx.async_eval(y)
     for n in range(max_tokens):
         token = y.item()
@@ -106,19 +102,6 @@ def generate_step(
             y = step(mx.array([token]))
             mx.async_eval(y)
         yield token
-
-
-def prefill_chunks(length: int, step: int, blocks: Blocks = ()) -> list[int]:
-    """Chunk boundaries 0 = b0 < b1 < ... = length, about `step` apart, none inside an image
-    block (a cut inside one moves to the block's start, or its end if it starts the chunk)."""
-    bounds = [0]
-    while bounds[-1] < length:
-        cut = min(bounds[-1] + step, length)
-        for s, e in blocks:
-            if s < cut < e:
-                cut = s if s > bounds[-1] else e
-        bounds.append(cut)
-    return bounds
 
 
 class StreamingDetokenizer:
@@ -202,6 +185,9 @@ def stream_generate(
     tool_choice: str | dict | None = None,
     parallel_tool_calls: bool = True,
     prompt_cache: Any = None,
+    draft_model: Any = None,
+    num_draft_tokens: int | None = None,
+    prompt_lookup: bool = False,
     **kwargs: Any,
 ) -> Iterator[GenerationResponse]:
     """Generate from `prompt` (text, ids, or chat messages), yielding a response per token.
@@ -216,6 +202,12 @@ def stream_generate(
     response then carries `tool_calls` and finish_reason "tool_calls". Messages are rendered
     with the tools. `prompt_cache` (a gemma_mlx.serve.prefix_cache.PrefixCache) reuses the
     KV of an earlier prompt this one continues, and keeps this one's (text prompts only).
+
+    Speculative decoding: `draft_model` (a smaller Gemma 3 with the same tokenizer) or
+    `prompt_lookup=True` (drafts copied from the prompt and output so far) propose up to
+    `num_draft_tokens` tokens that the model checks in one pass; the output is the same as
+    without them (greedy: token for token), and each response's `from_draft` says whether
+    its token was an accepted draft.
     """
     if kwargs:
         raise TypeError(f"stream_generate() got unexpected arguments: {', '.join(kwargs)}")
@@ -239,21 +231,30 @@ def stream_generate(
     processors = [make_repetition_penalty(repetition_penalty)] if repetition_penalty else []
     stops = stop_ids(tokenizer) if tokenizer is not None else set()
     detok = StreamingDetokenizer(tokenizer) if tokenizer is not None else None
+    speculative = draft_model is not None or prompt_lookup
+    k = draft_length(num_draft_tokens, draft_model is not None) if speculative else 0
     use_cache = prompt_cache is not None and embeddings is None
-    cache = model.make_cache(kv_bits=kv_bits, slack=prompt_cache.slack if use_cache else 0)
+    slack = max(k, prompt_cache.slack if use_cache else 0)
+    cache = model.make_cache(kv_bits=kv_bits, slack=slack)
     cached = 0
     if use_cache:
         taken, cached = prompt_cache.take(ids)
         cache = taken if taken is not None else cache
-    steps = generate_step(
-        mx.array(ids[cached:]), model, max_tokens=max_tokens,
-        sampler=make_sampler(temperature, top_p, top_k, min_p),
-        logits_processors=processors, prefill_step_size=prefill_step_size,
-        cache=cache, input_embeddings=embeddings,
-        image_blocks=blocks, constraint=constraint,
-    )
+    options = dict(max_tokens=max_tokens, sampler=make_sampler(temperature, top_p, top_k, min_p),
+                   logits_processors=processors, prefill_step_size=prefill_step_size,
+                   cache=cache, input_embeddings=embeddings, image_blocks=blocks,
+                   constraint=constraint)
+    if speculative:
+        if draft_model is not None:
+            check_draft_model(model, None, draft_model, None)
+            options["draft_cache"] = draft_model.make_cache(kv_bits=kv_bits, slack=k)
+        steps = speculative_generate_step(mx.array(ids), model, draft_model=draft_model,
+                                          prompt_lookup=prompt_lookup, num_draft_tokens=k,
+                                          cached=cached, **options)
+    else:
+        steps = ((t, False) for t in generate_step(mx.array(ids[cached:]), model, **options))
     prompt_tps, gen_start, pieces, generated = 0.0, start, [], []
-    for n, token in enumerate(steps, start=1):
+    for n, (token, drafted) in enumerate(steps, start=1):
         generated.append(token)
         if n == 1:
             gen_start = time.perf_counter()
@@ -269,13 +270,32 @@ def stream_generate(
         elapsed = time.perf_counter() - gen_start
         yield GenerationResponse(
             text, token, len(ids), prompt_tps, n, (n - 1) / elapsed if n > 1 else 0.0,
-            mx.get_peak_memory() / 1e9, finish, calls,
+            mx.get_peak_memory() / 1e9, finish, calls, drafted,
         )
         if finish:
             break
     if use_cache:
+        # a speculative pass may have run past a stop token: the cache keeps what was emitted
+        extra = cache[0].offset - len(ids) - len(generated)
+        if extra > 0:
+            for c in cache:
+                c.trim(extra)
         mx.eval([c.state for c in cache])
         prompt_cache.put((ids + generated)[: cache[0].offset], cache, None, len(ids))
+
+
+MAX_DRAFT_TOKENS = 32
+
+
+def draft_length(num_draft_tokens: int | None, with_model: bool) -> int:
+    """The draft length: the measured default (3 for a draft model, 8 for prompt lookup)
+    unless given, within 1..MAX_DRAFT_TOKENS."""
+    if num_draft_tokens is None:
+        return 3 if with_model else 8
+    if not 1 <= num_draft_tokens <= MAX_DRAFT_TOKENS:
+        raise GemmaError(f"num_draft_tokens must be 1 to {MAX_DRAFT_TOKENS}, "
+                         f"not {num_draft_tokens}")
+    return num_draft_tokens
 
 
 def _is_messages(prompt: Any) -> bool:

@@ -31,12 +31,13 @@ def make_sampler(
     """A function from log-probabilities [B, V] to token ids [B]; greedy at temperature 0
     (marked `greedy`: it needs no normalization, which costs an exp per vocabulary entry).
     With `seed`, the sampler draws from its own random key: the same seed gives the same
-    tokens whatever else runs (in a batch, or in other threads)."""
+    tokens whatever else runs (in a batch, or in other threads). A sampler's `transform`
+    maps log-probabilities to the logits it draws from (softmax gives its distribution)."""
     if temperature <= 0:
         return greedy
     key = [mx.random.key(seed)] if seed is not None else None
 
-    def sample(logprobs: mx.array) -> mx.array:
+    def transform(logprobs: mx.array) -> mx.array:
         if top_k > 0 and top_k < logprobs.shape[-1]:
             kth = mx.sort(logprobs, axis=-1)[..., -top_k][..., None]
             logprobs = mx.where(logprobs < kth, -mx.inf, logprobs)
@@ -52,11 +53,15 @@ def make_sampler(
             sorted_lp = mx.where(before >= top_p, -mx.inf, sorted_lp)
             inverse = mx.argsort(order, axis=-1)
             logprobs = mx.take_along_axis(sorted_lp, inverse, axis=-1)
-        if key is None:
-            return mx.random.categorical(logprobs / temperature, axis=-1)
-        key[0], sub = mx.random.split(key[0])
-        return mx.random.categorical(logprobs / temperature, axis=-1, key=sub)
+        return logprobs / temperature
 
+    def sample(logprobs: mx.array) -> mx.array:
+        if key is None:
+            return mx.random.categorical(transform(logprobs), axis=-1)
+        key[0], sub = mx.random.split(key[0])
+        return mx.random.categorical(transform(logprobs), axis=-1, key=sub)
+
+    sample.transform = transform  # type: ignore[attr-defined]  (speculative acceptance)
     return sample
 
 
