@@ -139,7 +139,7 @@ def speculative_generate_step(
     drafter = None
     if draft_model is not None:
         drafter = _Drafter(draft_model, _Scorer(draft_model, n_vocab, processors), draft_cache,
-                           tokens, prefill_step_size, greedy, sampler, distribution)
+                           tokens, prefill_step_size, greedy, distribution)
     h = prefill(model, prompt[cached:], cache, prefill_step_size, input_embeddings,
                 image_blocks)
     logits = target(h, [tokens], [mask()])
@@ -242,9 +242,9 @@ class _Drafter:
     """The draft model with its cache, kept in step with the target's tokens."""
 
     def __init__(self, model: Any, scorer: _Scorer, cache: list, prompt: list[int], step: int,
-                 greedy: bool, sampler: Sampler, distribution) -> None:
+                 greedy: bool, distribution) -> None:
         self.model, self.scorer, self.cache = model, scorer, cache
-        self.greedy, self.sampler, self.distribution = greedy, sampler, distribution
+        self.greedy, self.distribution = greedy, distribution
         ids = np.asarray(prompt)
         ids[ids >= model.config.vocab_size] = 0  # image tokens: the draft sees placeholders
         prefill(model, mx.array(ids), cache, step)
