@@ -73,6 +73,21 @@ def test_greedy_draft_model_equals_plain_decoding(target, draft, k, kv_bits):
     got, drafted = _tokens(target, PROMPT, draft_model=draft, num_draft_tokens=k, **kw)
     assert got == plain
     assert 10 < drafted < 80  # both accepts and rejects happened
+    if kv_bits is None and k == 3:  # and against a cache-free full forward (no rings at all)
+        assert got == _full_forward_greedy(target, PROMPT, 80, penalty=1.5)
+
+
+def _full_forward_greedy(model, prompt, n, penalty):
+    """Greedy decoding by recomputing the whole sequence each step, with the repetition
+    penalty written out (divide positive logits, multiply negative, last 20 tokens)."""
+    ids = list(prompt)
+    for _ in range(n):
+        logits = np.array(model(mx.array([ids]))[0, -1].astype(mx.float32))
+        recent = sorted(set(ids[-20:]))
+        logits[recent] = np.where(logits[recent] < 0, logits[recent] * penalty,
+                                  logits[recent] / penalty)
+        ids.append(int(logits.argmax()))
+    return ids[len(prompt):]
 
 
 @pytest.mark.parametrize("kv_bits", [None, 4])
