@@ -260,6 +260,8 @@ def _load(args: argparse.Namespace):
 def _speculative_kwargs(args: argparse.Namespace, model, tokenizer) -> dict:
     """The draft model (loaded and checked against the model's vocabulary) or prompt lookup."""
     if not (args.draft_model or args.prompt_lookup):
+        if args.num_draft_tokens is not None:
+            raise GemmaError("--num-draft-tokens needs --draft-model or --prompt-lookup")
         return {}
     kw = dict(num_draft_tokens=args.num_draft_tokens, prompt_lookup=args.prompt_lookup)
     if args.draft_model:

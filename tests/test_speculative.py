@@ -259,6 +259,9 @@ def test_cli_prompt_lookup_and_draft_model(tmp_path):
                         "--draft-model", str(FIXTURES / "text" / "gqa")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "vocabulary" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "gemma_mlx", "generate", "--prompt", "Hi",
+                        "--num-draft-tokens", "3"], capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "needs --draft-model or --prompt-lookup" in r.stderr
 
 
 def test_cli_chat_with_prompt_lookup_equals_plain_chat():
