@@ -27,9 +27,9 @@ import mlx.core as mx
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_vs_mlx_lm import float32_270m, mlx_lm_4bit  # noqa: E402
 
+from gemma_mlx.formats.heldout_text import HELDOUT_TEXT  # noqa: E402
+from gemma_mlx.formats.loading import load as our_load  # noqa: E402
 from gemma_mlx.generation.batch import BatchEngine, Request  # noqa: E402
-from gemma_mlx.heldout_text import HELDOUT_TEXT  # noqa: E402
-from gemma_mlx.loading import load as our_load  # noqa: E402
 
 
 def prompts(tokenizer, n: int, length: int) -> list[list[int]]:

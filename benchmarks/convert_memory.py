@@ -26,7 +26,7 @@ from pathlib import Path
 import mlx.core as mx
 
 CHILD = {
-    "gemma-mlx": "from gemma_mlx.convert import convert; convert(SRC, DST, quantize=True, "
+    "gemma-mlx": "from gemma_mlx.formats.convert import convert; convert(SRC, DST, quantize=True, "
                  "q_bits=4, q_group_size=64, search=False)",
     "mlx-lm": "from mlx_lm import convert; convert(SRC, mlx_path=DST, quantize=True, q_bits=4, "
               "q_group_size=64)",

@@ -24,12 +24,12 @@ import mlx.core as mx
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_vs_mlx_lm import mlx_lm_4bit  # noqa: E402
 
-from gemma_mlx.default_model import cache_dir, default_gguf, ensure_default_model  # noqa: E402
+from gemma_mlx.formats.default_model import cache_dir, default_gguf, ensure_default_model  # noqa: E402
+from gemma_mlx.formats.heldout_text import HELDOUT_TEXT  # noqa: E402
+from gemma_mlx.formats.loading import load  # noqa: E402
 from gemma_mlx.generation.batch import BatchEngine, Request  # noqa: E402
 from gemma_mlx.generation.generate import generate_step  # noqa: E402
-from gemma_mlx.heldout_text import HELDOUT_TEXT  # noqa: E402
 from gemma_mlx.kernels import cpu_qmm  # noqa: E402
-from gemma_mlx.loading import load  # noqa: E402
 
 
 def use_kernel(on: bool) -> None:

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from gemma_mlx.default_model import cache_dir, ensure_default_model
+from gemma_mlx.formats.default_model import cache_dir, ensure_default_model
+from gemma_mlx.formats.loading import load as our_load
+from gemma_mlx.formats.loading import save
 from gemma_mlx.generation.generate import generate_step as our_step
-from gemma_mlx.loading import load as our_load
-from gemma_mlx.loading import save
 
 
 def float32_270m() -> Path:
     """The embedded 270M dequantized to a float32 checkpoint directory (made once)."""
-    from gemma_mlx.default_model import default_gguf
-    from gemma_mlx.gguf import read_gguf
+    from gemma_mlx.formats.default_model import default_gguf
+    from gemma_mlx.formats.gguf import read_gguf
     from gemma_mlx.text.tokenizer import Tokenizer
 
     f32 = cache_dir() / "bench-270m-f32"

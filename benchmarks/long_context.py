@@ -19,8 +19,8 @@ import time
 import mlx.core as mx
 from generate_vs_mlx_lm import float32_270m
 
+from gemma_mlx.formats.loading import load as our_load
 from gemma_mlx.generation.generate import generate_step as our_step
-from gemma_mlx.loading import load as our_load
 
 SHAPES = {"4B": (34, 4, 256, 1024), "27B": (62, 16, 128, 1024)}  # layers, kv heads, dim, window
 

@@ -36,7 +36,7 @@ KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
 def step_fn(engine: str, path: str):
     """(model, loss function of (model, ids)) for the engine, adapters applied."""
     if engine == "gemma-mlx":
-        from gemma_mlx.loading import load
+        from gemma_mlx.formats.loading import load
         from gemma_mlx.lora.layers import apply_lora
         from gemma_mlx.lora.loss import lm_loss, training_head
 

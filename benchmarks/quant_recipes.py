@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/quant_recipes.py [--only default,high] [--no-mlx-lm]
 
 Reference: the embedded 270M dequantized to float32 (the only float weights we have of it).
-Ours: each candidate policy applied with gemma_mlx.quantize; mlx-lm: its own converter
+Ours: each candidate policy applied with gemma_mlx.formats.quantize; mlx-lm: its own converter
 (`mlx_lm.convert`, uniform affine) on the same float32 checkpoint, scored the same way on the
-built-in held-out text (gemma_mlx.heldout_text, ~800 tokens).
+built-in held-out text (gemma_mlx.formats.heldout_text, ~800 tokens).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import mlx.core as mx
 from generate_vs_mlx_lm import float32_270m
 
 from gemma_mlx.config import ModelConfig
-from gemma_mlx.default_model import cache_dir
-from gemma_mlx.loading import _read_safetensors, build_model, load, weight_files
-from gemma_mlx.quality import compare, heldout_ids, reference_log_probs
-from gemma_mlx.quantize import RECIPES, Spec, _mixed, _uniform, quantize_weights
+from gemma_mlx.formats.default_model import cache_dir
+from gemma_mlx.formats.loading import _read_safetensors, build_model, load, weight_files
+from gemma_mlx.formats.quality import compare, heldout_ids, reference_log_probs
+from gemma_mlx.formats.quantize import RECIPES, Spec, _mixed, _uniform, quantize_weights
 
 # Candidates explored; the winners are the named RECIPES.
 CANDIDATES = {

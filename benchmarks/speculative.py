@@ -26,11 +26,11 @@ import mlx.core as mx
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_vs_mlx_lm import float32_270m, mlx_lm_4bit  # noqa: E402
 
-from gemma_mlx.default_model import ensure_default_model  # noqa: E402
+from gemma_mlx.formats.default_model import ensure_default_model  # noqa: E402
+from gemma_mlx.formats.heldout_text import HELDOUT_TEXT  # noqa: E402
+from gemma_mlx.formats.loading import load as our_load  # noqa: E402
 from gemma_mlx.generation import speculative  # noqa: E402
 from gemma_mlx.generation.generate import stream_generate  # noqa: E402
-from gemma_mlx.heldout_text import HELDOUT_TEXT  # noqa: E402
-from gemma_mlx.loading import load as our_load  # noqa: E402
 
 WINDOW = 512  # the 270M's sliding window
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from gemma_mlx.default_model import ensure_default_model
+from gemma_mlx.formats.default_model import ensure_default_model
+from gemma_mlx.formats.loading import load
 from gemma_mlx.generation import constraints
 from gemma_mlx.generation.constraints import make_constraint
 from gemma_mlx.generation.generate import generate_step, stream_generate
-from gemma_mlx.loading import load
 
 SCHEMA = {"type": "object", "properties": {"cities": {
     "type": "array", "items": {"type": "string"}, "minItems": 400}}, "required": ["cities"]}

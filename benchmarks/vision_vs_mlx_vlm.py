@@ -28,8 +28,8 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from gemma_mlx.attention import image_blocks
+from gemma_mlx.formats.loading import load as our_load
 from gemma_mlx.generation.prefill import prefill_chunks
-from gemma_mlx.loading import load as our_load
 
 IMAGE, BOI, EOI = 262144, 255999, 256000
 TEXT = {"model_type": "gemma3_text", "hidden_size": 640, "intermediate_size": 2048,

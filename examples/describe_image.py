@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from gemma_mlx import load, stream_generate
-from gemma_mlx.default_model import ensure_vision_demo_model
+from gemma_mlx.formats.default_model import ensure_vision_demo_model
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from gemma_mlx import load, stream_generate
-from gemma_mlx.default_model import ensure_default_model
+from gemma_mlx.formats.default_model import ensure_default_model
 
 
 def main() -> None:

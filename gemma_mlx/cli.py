@@ -180,7 +180,7 @@ def run_lora(args: argparse.Namespace) -> None:
 
 
 def run_fuse(args: argparse.Namespace) -> None:
-    from .default_model import ensure_default_model
+    from .formats.default_model import ensure_default_model
     from .lora.run import fuse
 
     out = fuse(args.model or ensure_default_model(), args.adapter_path, args.save_path,
@@ -189,7 +189,7 @@ def run_fuse(args: argparse.Namespace) -> None:
 
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
-    from .quantize import RECIPES
+    from .formats.quantize import RECIPES
 
     p.add_argument("--hf-path", required=True, help="HF checkpoint dir, repo id or .gguf file")
     p.add_argument("--mlx-path", required=True, help="output directory")
@@ -210,7 +210,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> None:
-    from .convert import convert, quality_report
+    from .formats.convert import convert, quality_report
 
     quantized = args.quantize or args.quant_recipe is not None
     summary = convert(
@@ -244,8 +244,8 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _load(args: argparse.Namespace):
-    from .default_model import ensure_default_model, ensure_vision_demo_model
-    from .loading import load
+    from .formats.default_model import ensure_default_model, ensure_vision_demo_model
+    from .formats.loading import load
 
     if args.model == "vision-demo":
         path = ensure_vision_demo_model()
@@ -265,8 +265,8 @@ def _speculative_kwargs(args: argparse.Namespace, model, tokenizer) -> dict:
         return {}
     kw = dict(num_draft_tokens=args.num_draft_tokens, prompt_lookup=args.prompt_lookup)
     if args.draft_model:
+        from .formats.loading import load
         from .generation.speculative import check_draft_model
-        from .loading import load
 
         draft, draft_tokenizer = load(args.draft_model, progress=True)
         check_draft_model(model, tokenizer, draft, draft_tokenizer)
@@ -368,7 +368,7 @@ def run_batch(args: argparse.Namespace) -> None:
 
 def run_chat(args: argparse.Namespace) -> None:
     from .generation.generate import stream_generate
-    from .image_processing import load_image
+    from .media.image_processing import load_image
     from .serve.prefix_cache import PrefixCache
 
     model, tokenizer = _load(args)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import GemmaError
-from .image_processing import ImageInput, PanAndScan, process_images
+from .media.image_processing import ImageInput, PanAndScan, process_images
 from .text.chat_template import IMAGE_PLACEHOLDER
 
 IMAGE_TOKEN = "<image_soft_token>"

@@ -23,7 +23,7 @@ def gguf_270m(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def model_270m(gguf_270m):
     """The 270M imported exactly (quantized), with its tokenizer."""
-    from gemma_mlx.loading import load
+    from gemma_mlx.formats.loading import load
 
     return load(gguf_270m)
 
@@ -32,8 +32,8 @@ def model_270m(gguf_270m):
 def model_270m_f32(gguf_270m):
     """The same file dequantized to float32: the reference for the exact import."""
     from gemma_mlx.config import ModelConfig
-    from gemma_mlx.gguf import read_gguf
-    from gemma_mlx.loading import build_model
+    from gemma_mlx.formats.gguf import read_gguf
+    from gemma_mlx.formats.loading import build_model
 
     g = read_gguf(gguf_270m, dequantize=True)
     return build_model(ModelConfig.from_dict(g.config), g.weights, str(gguf_270m))

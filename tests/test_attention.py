@@ -6,8 +6,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from gemma_mlx.formats.loading import load
 from gemma_mlx.kernels import local_attention as la
-from gemma_mlx.loading import load
 
 from .attention_reference import dense_reference as _dense_reference
 from .conftest import FIXTURES, TEXT_CASES

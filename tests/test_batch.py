@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from gemma_mlx.errors import GemmaError
+from gemma_mlx.formats.loading import load
 from gemma_mlx.generation.batch import BatchEngine, Request, batch_generate, kv_bytes
 from gemma_mlx.generation.constraints import make_constraint
 from gemma_mlx.generation.generate import generate_step
-from gemma_mlx.loading import load
 
 from .conftest import FIXTURES, random_vocab_model
 

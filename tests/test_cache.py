@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gemma_mlx.cache import load_prompt_cache, save_prompt_cache
-from gemma_mlx.loading import load
+from gemma_mlx.formats.loading import load
 
 from .conftest import FIXTURES
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from gemma_mlx.cli import main
-from gemma_mlx.convert import convert
 from gemma_mlx.errors import GemmaError
-from gemma_mlx.loading import load
-from gemma_mlx.quantize import Spec, quantize_tensor
+from gemma_mlx.formats.convert import convert
+from gemma_mlx.formats.loading import load
+from gemma_mlx.formats.quantize import Spec, quantize_tensor
 
 from .conftest import FIXTURES
 
@@ -67,7 +67,7 @@ def test_quantized_conversion_loads_in_gemma_mlx_and_mlx_lm(tmp_path, bits, grou
 def test_mixed_recipe_writes_per_module_settings(tmp_path, monkeypatch):
     from mlx_lm.utils import load_model
 
-    from gemma_mlx import quantize
+    from gemma_mlx.formats import quantize
 
     monkeypatch.setitem(quantize.RECIPES, "test-mixed", (
         "8-bit embedding, 4-bit elsewhere",
@@ -164,7 +164,7 @@ def test_search_recovers_a_coarser_grid_and_beats_min_max():
 
 def test_qat_recipe_keeps_the_q4_0_grid():
     """QAT weights are trained for Q4_0 (d = -absmax/8): the recipe quantizes onto that grid."""
-    from gemma_mlx.quantize import recipe
+    from gemma_mlx.formats.quantize import recipe
 
     rng = np.random.default_rng(1)
     d = np.abs(rng.normal(size=(64, 20, 1))).astype(np.float32) * 0.01

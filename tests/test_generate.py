@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gemma_mlx.errors import GemmaError
+from gemma_mlx.formats.loading import load
 from gemma_mlx.generation.generate import StreamingDetokenizer, generate_step, stream_generate
 from gemma_mlx.generation.sampling import make_repetition_penalty, make_sampler
-from gemma_mlx.loading import load
 
 from .conftest import FIXTURES
 

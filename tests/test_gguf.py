@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType, GGUFReader, quants
 
-from gemma_mlx import gguf_quants
-from gemma_mlx.gguf import hf_name
+from gemma_mlx.formats import gguf_quants
+from gemma_mlx.formats.gguf import hf_name
 
 BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20, "Q5_0": 22, "Q5_1": 24, "Q4_K": 144}
 BLOCK_SIZE = {"Q4_K": 256}

@@ -6,12 +6,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from gemma_mlx.formats.loading import load
 from gemma_mlx.kernels import loader
 from gemma_mlx.kernels import local_attention as la
 from gemma_mlx.kernels.local_attention_metal import local_attention_metal
 from gemma_mlx.kernels.ring_decode import ring_decode_reference
 from gemma_mlx.kernels.ring_decode_metal import ring_decode_metal
-from gemma_mlx.loading import load
 
 from .attention_reference import dense_reference, ring_reference
 from .conftest import FIXTURES

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gemma_mlx.errors import GemmaError
-from gemma_mlx.loading import load
+from gemma_mlx.formats.loading import load
 
 from .conftest import FIXTURES
 
@@ -95,7 +95,7 @@ def test_offline_repo_id_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_save_then_load_round_trip(tmp_path):
-    from gemma_mlx.loading import save
+    from gemma_mlx.formats.loading import save
 
     weights = dict(mx.load(str(GQA / "model.safetensors")))
     config = json.loads((GQA / "config.json").read_text())

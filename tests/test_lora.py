@@ -12,7 +12,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from gemma_mlx.errors import GemmaError
-from gemma_mlx.loading import load
+from gemma_mlx.formats.loading import load
 from gemma_mlx.lora.data import collate, encode_record, load_dataset
 from gemma_mlx.lora.layers import apply_lora, fuse_lora, load_adapters
 from gemma_mlx.lora.loss import chunked_nll, lm_loss

@@ -7,9 +7,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from gemma_mlx.formats.loading import load
 from gemma_mlx.generation.batch import BatchEngine, Request
 from gemma_mlx.generation.generate import generate_step
-from gemma_mlx.loading import load
 from gemma_mlx.serve.prefix_cache import MIN_SHARED, PrefixCache
 from gemma_mlx.serve.stops import StopMatcher
 

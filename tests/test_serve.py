@@ -219,8 +219,8 @@ def test_images_as_data_urls_run_beside_the_batch():
 
     from PIL import Image
 
-    from gemma_mlx.default_model import ensure_vision_demo_model
-    from gemma_mlx.loading import load
+    from gemma_mlx.formats.default_model import ensure_vision_demo_model
+    from gemma_mlx.formats.loading import load
 
     model, tokenizer = load(ensure_vision_demo_model(progress=False))
     buf = io.BytesIO()

@@ -15,6 +15,7 @@ from mlx.utils import tree_map
 
 from gemma_mlx.attention import image_blocks
 from gemma_mlx.errors import GemmaError
+from gemma_mlx.formats.loading import load
 from gemma_mlx.generation.generate import generate_step, stream_generate
 from gemma_mlx.generation.sampling import make_sampler
 from gemma_mlx.generation.speculative import (
@@ -23,7 +24,6 @@ from gemma_mlx.generation.speculative import (
     lookup_draft,
     speculative_generate_step,
 )
-from gemma_mlx.loading import load
 
 from .conftest import FIXTURES, random_vocab_model
 

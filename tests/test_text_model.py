@@ -8,7 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from gemma_mlx.loading import load
+from gemma_mlx.formats.loading import load
 
 from .conftest import FIXTURES, TEXT_CASES
 

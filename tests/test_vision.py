@@ -17,9 +17,9 @@ from gemma_mlx.attention import attend, image_blocks
 from gemma_mlx.cache import KVCache, RotatingKVCache
 from gemma_mlx.config import ModelConfig
 from gemma_mlx.errors import GemmaError
+from gemma_mlx.formats.loading import build_model, load
 from gemma_mlx.generation.prefill import prefill_chunks
-from gemma_mlx.image_processing import load_image, pan_and_scan
-from gemma_mlx.loading import build_model, load
+from gemma_mlx.media.image_processing import load_image, pan_and_scan
 from gemma_mlx.models.vision import VisionConfig, VisionTower
 from gemma_mlx.prompt import build_inputs, expand_image_placeholders
 from tests.attention_reference import masked_attention
@@ -291,7 +291,7 @@ def test_image_generation_and_chat_end_to_end(images):
 
 
 def test_convert_keeps_or_quantizes_the_vision_tower(tmp_path, tiny):
-    from gemma_mlx.convert import convert
+    from gemma_mlx.formats.convert import convert
     from gemma_mlx.models.quantized import QuantizedLinear
 
     r = _ref("tiny")

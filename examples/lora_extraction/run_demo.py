@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from gemma_mlx import generate, load
-from gemma_mlx.default_model import ensure_default_model
+from gemma_mlx.formats.default_model import ensure_default_model
 from gemma_mlx.lora.run import DEFAULTS, run_lora
 
 HERE = Path(__file__).parent

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..attention import Blocks, image_blocks
 from ..errors import GemmaError
-from ..image_processing import ImageInput
+from ..media.image_processing import ImageInput
 from ..prompt import build_inputs
 from ..text.tool_calls import check_tools, choose_functions
 from .constraints import Constraint, apply_bitmask, make_constraint

@@ -10,7 +10,7 @@ from typing import Any
 from mlx.utils import tree_flatten
 
 from ..errors import GemmaError
-from ..loading import load, resolve
+from ..formats.loading import load, resolve
 from .data import load_dataset
 from .layers import DEFAULT_TARGETS, apply_lora, fuse_lora, lora_config
 from .trainer import ADAPTERS, TrainingArgs, evaluate, train
@@ -45,7 +45,7 @@ def merge_config(cli: dict[str, Any], config_file: str | None) -> dict[str, Any]
 
 def run_lora(options: dict[str, Any]) -> dict[str, float]:
     """Train and/or test adapters as `options` (see DEFAULTS) say; returns the metrics."""
-    from ..default_model import ensure_default_model
+    from ..formats.default_model import ensure_default_model
 
     o = options
     model, tokenizer = load(o["model"] or ensure_default_model())
@@ -81,8 +81,8 @@ def run_lora(options: dict[str, Any]) -> dict[str, float]:
 def fuse(model_path: str | Path, adapter_path: str | Path, save_path: str | Path,
          dequantize: bool = False, force: bool = False) -> Path:
     """Fold adapters into the base weights and save a standalone model."""
-    from ..convert import _source_tensors
-    from ..loading import save
+    from ..formats.convert import _source_tensors
+    from ..formats.loading import save
 
     model, tokenizer = load(model_path, adapter_path=adapter_path)
     fuse_lora(model, dequantize)

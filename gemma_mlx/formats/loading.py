@@ -14,12 +14,12 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .config import ModelConfig
-from .errors import GemmaError
-from .models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
-from .models.text import Gemma3ForCausalLM, text_key
-from .prompt import IMAGE_TOKEN
-from .text.tokenizer import Tokenizer
+from ..config import ModelConfig
+from ..errors import GemmaError
+from ..models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
+from ..models.text import Gemma3ForCausalLM, text_key
+from ..prompt import IMAGE_TOKEN
+from ..text.tokenizer import Tokenizer
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 
@@ -135,7 +135,7 @@ def load(
     if dtype is not None:
         model.set_dtype(dtype)
     if adapter_path is not None:
-        from .lora.layers import load_adapters
+        from ..lora.layers import load_adapters
 
         load_adapters(model, adapter_path)
     return model, tokenizer

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import GemmaError
+from ..errors import GemmaError
 
 ImageInput = str | Path | Image.Image
 # Decompression-bomb cap: a 100 MP photo is 300 MB as RGB; PIL's own limit is 89 MP (warning)

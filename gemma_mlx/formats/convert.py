@@ -11,11 +11,11 @@ from typing import Any
 
 import mlx.core as mx
 
-from .config import ModelConfig
-from .errors import GemmaError
+from ..config import ModelConfig
+from ..errors import GemmaError
+from ..text.tokenizer import Tokenizer
 from .loading import atomic_directory, resolve, weight_files
 from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
-from .text.tokenizer import Tokenizer
 
 MAX_SHARD_BYTES = 5 << 30
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}

@@ -1,0 +1,1 @@
+"""Checkpoint formats: GGUF, safetensors loading and saving, conversion, quantization."""

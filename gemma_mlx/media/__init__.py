@@ -1,0 +1,1 @@
+"""Media input: images (and, next, video frames) to model tensors."""
