@@ -17,8 +17,7 @@ CASES = REFERENCE["cases"]
 
 @pytest.fixture(scope="module")
 def tokenizer(model_270m) -> Tokenizer:
-    # The session's 270M import, shared with the other slow tests: the GGUF metadata alone
-    # takes gguf.GGUFReader ~18 s to parse, as long as the whole import.
+    # The session's 270M import, shared with the other slow tests.
     return model_270m[1]
 
 

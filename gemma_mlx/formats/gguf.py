@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import GemmaError
 from . import gguf_quants
+from .gguf_file import GGUFFile, TensorInfo, read_header
 
 _NAMES = {
     "attn_q": "self_attn.q_proj",
@@ -56,94 +57,128 @@ def hf_name(name: str) -> str:
     raise GemmaError(f"GGUF tensor {name!r} has no Gemma 3 counterpart")
 
 
-def _field(reader, key: str, default: Any = None) -> Any:
-    f = reader.fields.get(key)
-    if f is None:
+def _get(g: GGUFFile, key: str, kind: type, default: Any = None, lo: float | None = None,
+         hi: float | None = None) -> Any:
+    """A metadata value of the expected kind and range, or a GemmaError naming the key."""
+    v = g.fields.get(key)
+    if v is None:
         return default
-    return f.contents()
+    if kind is int and isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = int(v)
+    elif kind is float and isinstance(v, (int, float, np.integer, np.floating)):
+        v = float(v)
+        if not np.isfinite(v):
+            raise GemmaError(f"{g.path}: GGUF metadata {key} is {v}")
+    elif kind is str and isinstance(v, str):
+        pass
+    else:
+        raise GemmaError(f"{g.path}: GGUF metadata {key} is {type(v).__name__}, expected "
+                         f"{kind.__name__}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise GemmaError(f"{g.path}: GGUF metadata {key} = {v} is out of range [{lo}, {hi}]")
+    return v
 
 
-def _config(reader, path: Path) -> dict[str, Any]:
-    arch = _field(reader, "general.architecture")
+def _config(g: GGUFFile) -> dict[str, Any]:
+    path = g.path
+    arch = _get(g, "general.architecture", str)
     if arch != "gemma3":
         raise GemmaError(f"{path}: GGUF architecture {arch!r} is not gemma3")
     p = "gemma3."
     need = ["embedding_length", "block_count", "feed_forward_length", "attention.head_count"]
-    missing = [k for k in need if _field(reader, p + k) is None]
+    missing = [k for k in need if g.fields.get(p + k) is None]
     if missing:
         raise GemmaError(f"{path}: GGUF metadata lacks {', '.join(p + k for k in missing)}")
-    hidden = int(_field(reader, p + "embedding_length"))
-    layers = int(_field(reader, p + "block_count"))
-    heads = int(_field(reader, p + "attention.head_count"))
-    head_dim = int(_field(reader, p + "attention.key_length", hidden // heads))
-    embd = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    hidden = _get(g, p + "embedding_length", int, lo=1)
+    layers = _get(g, p + "block_count", int, lo=1)
+    heads = _get(g, p + "attention.head_count", int, lo=1)
+    head_dim = _get(g, p + "attention.key_length", int, hidden // heads or 1, lo=1)
+    embd = next((t for t in g.tensors if t.name == "token_embd.weight"), None)
+    if embd is None or len(embd.shape) != 2:
+        raise GemmaError(f"{path}: GGUF has no 2-D token_embd.weight tensor")
     cfg: dict[str, Any] = {
         "model_type": "gemma3_text",
         "architectures": ["Gemma3ForCausalLM"],
         "hidden_size": hidden,
-        "intermediate_size": int(_field(reader, p + "feed_forward_length")),
+        "intermediate_size": _get(g, p + "feed_forward_length", int, lo=1),
         "num_hidden_layers": layers,
         "num_attention_heads": heads,
-        "num_key_value_heads": int(_field(reader, p + "attention.head_count_kv", heads)),
+        "num_key_value_heads": _get(g, p + "attention.head_count_kv", int, heads, lo=1),
         "head_dim": head_dim,
         # llama.cpp: 27B (62 layers) scales queries by (hidden / heads), the others by head_dim.
         "query_pre_attn_scalar": hidden // heads if layers == 62 else head_dim,
-        "rms_norm_eps": float(_field(reader, p + "attention.layer_norm_rms_epsilon", 1e-6)),
-        "sliding_window": int(_field(reader, p + "attention.sliding_window", 4096)),
+        "rms_norm_eps": _get(g, p + "attention.layer_norm_rms_epsilon", float, 1e-6),
+        "sliding_window": _get(g, p + "attention.sliding_window", int, 4096, lo=1),
         "sliding_window_pattern": 6,  # llama.cpp's fixed Gemma 3 pattern
-        "max_position_embeddings": int(_field(reader, p + "context_length", 131072)),
-        "vocab_size": int(embd.shape[-1]),
-        "rope_theta": float(_field(reader, p + "rope.freq_base", 1e6)),
+        "max_position_embeddings": _get(g, p + "context_length", int, 131072, lo=1),
+        "vocab_size": embd.shape[0],
+        "rope_theta": _get(g, p + "rope.freq_base", float, 1e6),
         "rope_local_base_freq": 10000.0,
         "rope_scaling": None,
-        "tie_word_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
-        "bos_token_id": _field(reader, "tokenizer.ggml.bos_token_id", 2),
-        "eos_token_id": [_field(reader, "tokenizer.ggml.eos_token_id", 1), 106],
-        "pad_token_id": _field(reader, "tokenizer.ggml.padding_token_id", 0),
+        "tie_word_embeddings": not any(t.name == "output.weight" for t in g.tensors),
+        "bos_token_id": _get(g, "tokenizer.ggml.bos_token_id", int, 2),
+        "eos_token_id": [_get(g, "tokenizer.ggml.eos_token_id", int, 1), 106],
+        "pad_token_id": _get(g, "tokenizer.ggml.padding_token_id", int, 0),
     }
-    factor = _field(reader, p + "rope.scaling.factor")
-    if _field(reader, p + "rope.scaling.type") == "linear" and factor and factor != 1.0:
-        cfg["rope_scaling"] = {"rope_type": "linear", "factor": float(factor)}
+    factor = _get(g, p + "rope.scaling.factor", float)
+    if _get(g, p + "rope.scaling.type", str) == "linear" and factor and factor != 1.0:
+        cfg["rope_scaling"] = {"rope_type": "linear", "factor": factor}
     return cfg
 
 
-def _vocab(reader) -> dict[str, Any]:
-    def arr(key):
-        f = reader.fields[key]
-        return [f.parts[i] for i in f.data]
-
-    if "tokenizer.ggml.tokens" not in reader.fields:
+def _vocab(g: GGUFFile, vocab_size: int) -> dict[str, Any]:
+    tokens = g.fields.get("tokenizer.ggml.tokens")
+    if tokens is None:
         return {}
+    n = len(tokens) if isinstance(tokens, list) else -1
+    columns = {"tokenizer.ggml.tokens": tokens,
+               "tokenizer.ggml.scores": g.fields.get("tokenizer.ggml.scores"),
+               "tokenizer.ggml.token_type": g.fields.get("tokenizer.ggml.token_type")}
+    for key, col in columns.items():
+        ok = isinstance(col, list) if key.endswith("tokens") else isinstance(col, np.ndarray)
+        if not ok or len(col) != n:
+            raise GemmaError(f"{g.path}: GGUF metadata {key} must be an array of "
+                             f"{max(n, 0):,} entries, one per token")
+    if not 0 < n <= vocab_size:
+        raise GemmaError(f"{g.path}: {n:,} tokens for an embedding of {vocab_size:,} rows")
     return {
-        "model": _field(reader, "tokenizer.ggml.model"),
-        "tokens": [bytes(x).decode("utf-8") for x in arr("tokenizer.ggml.tokens")],
-        "scores": [float(x[0]) for x in arr("tokenizer.ggml.scores")],
-        "types": [int(x[0]) for x in arr("tokenizer.ggml.token_type")],
-        "bos_token_id": _field(reader, "tokenizer.ggml.bos_token_id", 2),
-        "eos_token_id": _field(reader, "tokenizer.ggml.eos_token_id", 1),
-        "unknown_token_id": _field(reader, "tokenizer.ggml.unknown_token_id", 3),
-        "add_space_prefix": bool(_field(reader, "tokenizer.ggml.add_space_prefix", False)),
-        "chat_template": _field(reader, "tokenizer.chat_template"),
+        "model": _get(g, "tokenizer.ggml.model", str),
+        "tokens": tokens,
+        "scores": [float(x) for x in columns["tokenizer.ggml.scores"]],
+        "types": [int(x) for x in columns["tokenizer.ggml.token_type"]],
+        "bos_token_id": _get(g, "tokenizer.ggml.bos_token_id", int, 2, 0, n - 1),
+        "eos_token_id": _get(g, "tokenizer.ggml.eos_token_id", int, 1, 0, n - 1),
+        "unknown_token_id": _get(g, "tokenizer.ggml.unknown_token_id", int, 3, 0, n - 1),
+        "add_space_prefix": bool(g.fields.get("tokenizer.ggml.add_space_prefix", False)),
+        "chat_template": _get(g, "tokenizer.chat_template", str),
     }
 
 
-def _tensor(t, name: str, dequantize: bool) -> tuple[dict[str, mx.array], dict | None]:
+def _tensor(g: GGUFFile, t: TensorInfo, name: str,
+            dequantize: bool) -> tuple[dict[str, mx.array], dict | None]:
     """One GGUF tensor -> {name: array} or a quantized triplet and its quantization entry."""
     from gguf import GGMLQuantizationType, quants
 
-    kind = t.tensor_type.name
-    shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists the fastest axis first
+    kind, shape, raw = t.type, t.shape, g.raw(t)
     base = name[: -len(".weight")]
     if kind in ("F32", "F16", "BF16"):
-        arr = quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
+        arr = quants.dequantize(raw, GGMLQuantizationType[kind]).reshape(shape)
+        arr = arr.astype(np.float32)
         if name.endswith("norm.weight"):
             arr = arr - 1.0  # llama.cpp stores Gemma norms as (1 + w)
         return {name: mx.array(arr)}, None
+    if len(shape) != 2:
+        raise GemmaError(f"{g.path}: tensor {t.name!r} is {kind} with shape {shape}; "
+                         "quantized tensors are matrices")
     if kind in gguf_quants.EXACT and not dequantize and shape[-1] % gguf_quants.GROUP == 0:
-        q, scale, bias, bits = gguf_quants.EXACT[kind](np.asarray(t.data), shape[0])
+        q, scale, bias, bits = gguf_quants.EXACT[kind](raw, shape[0])
         packed = gguf_quants.pack_bits(q, bits)
     else:
-        w = quants.dequantize(t.data, GGMLQuantizationType[kind]).reshape(shape)
+        try:
+            w = quants.dequantize(raw, GGMLQuantizationType[kind]).reshape(shape)
+        except NotImplementedError:
+            raise GemmaError(f"{g.path}: tensor {t.name!r} has type {kind}, which cannot be "
+                             "read") from None
         if dequantize:
             return {name: mx.array(w.astype(np.float32))}, None
         bits = REQUANT_BITS
@@ -165,27 +200,23 @@ def read_gguf(path: str | Path, dequantize: bool = False, progress: bool = False
     quantized types (Q6_K, Q2_K, Q3_K, Q5_K, ...) are dequantized and stored as 8-bit
     groups of 32. With `dequantize`, every tensor becomes float32.
     """
-    from gguf import GGUFReader
     from tqdm import tqdm
 
     path = Path(path)
     if not path.is_file():
         raise GemmaError(f"{path}: no such GGUF file")
-    try:
-        reader = GGUFReader(path)
-    except Exception as e:  # the gguf package raises assorted errors on bad files
-        raise GemmaError(f"{path}: not a readable GGUF file ({e})") from None
-    config = _config(reader, path)
+    g = read_header(path)
+    config = _config(g)
     weights: dict[str, mx.array] = {}
     quant: dict[str, Any] = {}
     types: dict[str, str] = {}
-    for t in tqdm(reader.tensors, desc="Importing GGUF", unit="tensor", disable=not progress):
+    for t in tqdm(g.tensors, desc="Importing GGUF", unit="tensor", disable=not progress):
         name = hf_name(t.name)
-        arrays, q = _tensor(t, name, dequantize)
+        arrays, q = _tensor(g, t, name, dequantize)
         weights.update(arrays)
-        types[name] = t.tensor_type.name
+        types[name] = t.type
         if q is not None:
             quant[name[: -len(".weight")]] = q
     if quant:
         config["quantization"] = {"group_size": gguf_quants.GROUP, "bits": 4, **quant}
-    return GGUFModel(config, weights, _vocab(reader), types)
+    return GGUFModel(config, weights, _vocab(g, config["vocab_size"]), types)
