@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import uuid
 from pathlib import Path
 
 import mlx.core as mx
@@ -219,9 +220,15 @@ def save_prompt_cache(path: str | Path, caches: list[Cache], metadata: dict | No
     meta = {"caches": json.dumps([c.meta() for c in caches]),
             "metadata": json.dumps(metadata or {})}
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.safetensors")
-    mx.save_safetensors(str(tmp), arrays, metadata=meta)
-    os.replace(tmp, path)
+    # A temporary name of this call's own: two processes (or threads) saving the same cache
+    # must never write into one file and rename each other's half-written bytes into place.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.safetensors")
+    try:
+        mx.save_safetensors(str(tmp), arrays, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_prompt_cache(path: str | Path) -> tuple[list[Cache], dict]:

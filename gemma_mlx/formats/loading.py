@@ -159,14 +159,23 @@ def atomic_directory(path: str | Path, force: bool = False) -> Iterator[Path]:
         raise GemmaError(f"{path}: already exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp
         if path.exists():
-            shutil.rmtree(path)
+            # Move the old output aside in one rename before deleting it: a kill inside
+            # rmtree(path) would leave part of a checkpoint at `path`, loadable but incomplete.
+            os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # the new output failed to land: keep the old one
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old.is_dir():
+        shutil.rmtree(old)
+    elif old.exists():
+        old.unlink()
 
 
 def save(

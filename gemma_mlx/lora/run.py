@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from ..errors import GemmaError
@@ -58,6 +59,7 @@ def run_lora(options: dict[str, Any]) -> dict[str, float]:
     adapter_dir = Path(o["adapter_path"])
     metrics: dict[str, float] = {}
     if o["train"]:
+        mx.random.seed(o["seed"])  # the adapters' initialisation too, so --seed repeats a run
         n = apply_lora(model, o["num_layers"], o["lora_rank"], o["lora_scale"],
                        o["lora_dropout"], targets)
         params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))

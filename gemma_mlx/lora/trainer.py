@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,7 +68,13 @@ def evaluate(model: nn.Module, examples: list[Example], batch_size: int, max_seq
 
 
 def _save(directory: Path, model: nn.Module, optimizer, step: int, config: dict) -> None:
-    """Adapters, their config and the optimizer state, each file replaced atomically."""
+    """Adapters, their config and the optimizer state, each file replaced atomically.
+
+    The order makes a kill between two files harmless: the step's own copy and the optimizer
+    state land before adapters.safetensors, so whenever that file and the state disagree the
+    copy that matches the state is already complete (see _resume). Every safetensors file
+    records its step.
+    """
     directory.mkdir(parents=True, exist_ok=True)
 
     def write(name: str, fn) -> None:
@@ -75,25 +82,44 @@ def _save(directory: Path, model: nn.Module, optimizer, step: int, config: dict)
         fn(tmp)
         os.replace(tmp, directory / name)
 
+    meta = {"step": str(step)}
     weights = adapter_weights(model)
-    write(ADAPTERS, lambda p: mx.save_safetensors(str(p), weights))
-    write(f"{step:07d}_{ADAPTERS}", lambda p: mx.save_safetensors(str(p), weights))
     state = dict(tree_flatten(optimizer.state))
-    write(STATE, lambda p: mx.save_safetensors(str(p), state, metadata={"step": str(step)}))
     write("adapter_config.json", lambda p: p.write_text(json.dumps(config, indent=2)))
+    write(f"{step:07d}_{ADAPTERS}", lambda p: mx.save_safetensors(str(p), weights, metadata=meta))
+    write(STATE, lambda p: mx.save_safetensors(str(p), state, metadata=meta))
+    write(ADAPTERS, lambda p: mx.save_safetensors(str(p), weights, metadata=meta))
 
 
 def _resume(path: Path, model: nn.Module, optimizer) -> int:
-    """Load adapters (and, when saved beside them, the optimizer state); the next step."""
+    """Load adapters (and, when saved beside them, the optimizer state); the next step.
+
+    Adapters and optimizer state must come from the same step. A run killed inside _save can
+    leave adapters.safetensors one save behind the state; then the state's step copy, which
+    _save writes first, is the consistent pair to resume from.
+    """
     if not path.is_file():
         raise GemmaError(f"{path}: no such adapter file")
-    load_adapter_weights(model, mx.load(str(path)), str(path))
+    weights, meta = mx.load(str(path), return_metadata=True)
     state_file = path.with_name(STATE)
     if not state_file.is_file():
+        load_adapter_weights(model, weights, str(path))
         return 0
-    state, meta = mx.load(str(state_file), return_metadata=True)
+    state, state_meta = mx.load(str(state_file), return_metadata=True)
+    step = int(state_meta["step"])
+    # Adapters from mlx-lm or from before steps were recorded carry none: trusted as before.
+    if "step" in meta and int(meta["step"]) != step:
+        copy = path.with_name(f"{step:07d}_{ADAPTERS}")
+        if path.name != ADAPTERS or not copy.is_file():
+            raise GemmaError(f"{path}: adapters from step {meta['step']}, but {state_file} is "
+                             f"from step {step}; resume from {copy.name}, or delete "
+                             f"{state_file.name} to start the optimizer afresh")
+        print(f"gemma-mlx: {path} is from step {meta['step']} (an interrupted save); resuming "
+              f"from {copy.name}, which matches the optimizer state", file=sys.stderr)
+        path, weights = copy, mx.load(str(copy))
+    load_adapter_weights(model, weights, str(path))
     optimizer.state = tree_unflatten(list(state.items()))
-    return int(meta["step"])
+    return step
 
 
 def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
@@ -104,7 +130,10 @@ def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
 
     adapter_dir = Path(adapter_dir)
     optimizer = optim.Adam(learning_rate=args.learning_rate)
+    config = {**adapter_config, "training": asdict(args)}
     start = _resume(Path(resume_adapter_file), model, optimizer) if resume_adapter_file else 0
+    if start >= args.iters:  # nothing left to train (its last save was cut): save it whole
+        _save(adapter_dir, model, optimizer, start, config)
     if args.grad_checkpoint:
         checkpoint_layers(model)
 
@@ -114,7 +143,6 @@ def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
         return lm_loss(model, ids, mask, head)[0]
 
     loss_and_grad = nn.value_and_grad(model, loss_fn)
-    config = {**adapter_config, "training": asdict(args)}
     stream = batches(data["train"], args.batch_size, args.max_seq_length, args.seed, start)
     losses, tokens, t0 = [], 0, time.perf_counter()
     bar = tqdm(range(start + 1, args.iters + 1), desc="Training", unit="step",
