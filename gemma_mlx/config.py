@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,38 @@ _TEXT_DEFAULTS: dict[str, Any] = {
     "tie_word_embeddings": True,
 }
 _TEXT_REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers")
+MAX_CONFIG_BYTES = 16 << 20
+# Sane bounds, far beyond any Gemma 3 (27B: 5376 wide, 62 layers, 262,208 tokens), so a
+# hostile config is refused before it makes millions of modules or giant arrays.
+_INT_RANGES = {
+    "hidden_size": (1, 1 << 16), "intermediate_size": (1, 1 << 18),
+    "num_hidden_layers": (1, 1024), "vocab_size": (1, 1 << 22),
+    "num_attention_heads": (1, 1024), "num_key_value_heads": (1, 1024),
+    "head_dim": (2, 1024), "sliding_window": (1, 1 << 24),
+    "max_position_embeddings": (1, 1 << 24),
+}
+QUANT_BITS, QUANT_GROUPS = (2, 3, 4, 5, 6, 8), (32, 64, 128)
+
+
+def _int(v: Any, key: str, source: str, lo: int = 1, hi: int = 1 << 62) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise GemmaError(f"{source}: {key} must be an integer from {lo:,} to {hi:,}, not {v!r}")
+    return v
+
+
+def _float(v: Any, key: str, source: str, lo: float = 0.0, hi: float = float("inf"),
+           lo_open: bool = True) -> float:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v > hi or v < lo or (lo_open and v == lo):
+        raise GemmaError(f"{source}: {key} must be a number {'>' if lo_open else '>='} {lo:g}"
+                         f"{f' and <= {hi:g}' if hi != float('inf') else ''}, not {v!r}")
+    return float(v)
+
+
+def _dict(v: Any, key: str, source: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise GemmaError(f"{source}: {key} must be an object, not {v!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -74,24 +107,26 @@ class TextConfig:
         if d.get("attn_logit_softcapping") is not None:
             raise GemmaError(f"{source}: attn_logit_softcapping is not supported "
                              "(null in every Gemma 3)")
-        n = int(d["num_hidden_layers"])
-        layer_types = _layer_types(d, n, source)
+        ints = {k: _int(v[k], k, source, *r) for k, r in _INT_RANGES.items()}
+        heads, kv_heads = ints["num_attention_heads"], ints["num_key_value_heads"]
+        if heads % kv_heads:
+            raise GemmaError(f"{source}: num_attention_heads {heads} is not a multiple of "
+                             f"num_key_value_heads {kv_heads}")
+        if ints["head_dim"] % 2:
+            raise GemmaError(f"{source}: head_dim {ints['head_dim']} must be even (RoPE)")
+        cap = v["final_logit_softcapping"]
+        if not isinstance(v["tie_word_embeddings"], bool):
+            raise GemmaError(f"{source}: tie_word_embeddings must be true or false")
         return cls(
-            hidden_size=int(v["hidden_size"]),
-            intermediate_size=int(v["intermediate_size"]),
-            num_hidden_layers=n,
-            vocab_size=int(v["vocab_size"]),
-            num_attention_heads=int(v["num_attention_heads"]),
-            num_key_value_heads=int(v["num_key_value_heads"]),
-            head_dim=int(v["head_dim"]),
-            query_pre_attn_scalar=float(v["query_pre_attn_scalar"]),
-            rms_norm_eps=float(v["rms_norm_eps"]),
-            sliding_window=int(v["sliding_window"]),
-            max_position_embeddings=int(v["max_position_embeddings"]),
-            layer_types=layer_types,
+            **ints,
+            query_pre_attn_scalar=_float(v["query_pre_attn_scalar"], "query_pre_attn_scalar",
+                                         source),
+            rms_norm_eps=_float(v["rms_norm_eps"], "rms_norm_eps", source, hi=1.0),
+            layer_types=_layer_types(d, ints["num_hidden_layers"], source),
             rope=_rope(d, source),
-            final_logit_softcapping=v["final_logit_softcapping"],
-            tie_word_embeddings=bool(v["tie_word_embeddings"]),
+            final_logit_softcapping=None if cap is None else _float(
+                cap, "final_logit_softcapping", source),
+            tie_word_embeddings=v["tie_word_embeddings"],
         )
 
 
@@ -99,36 +134,52 @@ def _layer_types(d: dict[str, Any], n: int, source: str) -> tuple[str, ...]:
     """`layer_types` (5.x) wins over a sliding-window pattern (4.x, default 6)."""
     types = d.get("layer_types")
     if types is not None:
-        if len(types) != n or any(t not in (SLIDING, FULL) for t in types):
+        if (not isinstance(types, list) or len(types) != n
+                or any(t not in (SLIDING, FULL) for t in types)):
             raise GemmaError(
                 f"{source}: layer_types must list {n} entries of {SLIDING!r} or {FULL!r}"
             )
         return tuple(types)
     pattern = d.get("sliding_window_pattern", d.get("_sliding_window_pattern", 6))
-    return tuple(FULL if (i + 1) % int(pattern) == 0 else SLIDING for i in range(n))
+    pattern = _int(pattern, "sliding_window_pattern", source, 1, 1 << 20)
+    return tuple(FULL if (i + 1) % pattern == 0 else SLIDING for i in range(n))
 
 
-def _rope_entry(p: dict[str, Any], theta: float, source: str) -> RopeConfig:
+def _rope_entry(p: Any, theta: float, source: str) -> RopeConfig:
+    p = _dict(p, "rope parameters", source)
     kind = p.get("rope_type", p.get("type", "default"))
+    base = _float(p.get("rope_theta", theta), "rope_theta", source)
     if kind == "default":
-        return RopeConfig(float(p.get("rope_theta", theta)))
+        return RopeConfig(base)
     if kind == "linear":
-        return RopeConfig(float(p.get("rope_theta", theta)), float(p["factor"]))
+        return RopeConfig(base, _float(p.get("factor"), "rope factor", source))
     raise GemmaError(f"{source}: unsupported rope_type {kind!r} (Gemma 3 uses default or linear)")
 
 
 def _rope(d: dict[str, Any], source: str) -> dict[str, RopeConfig]:
     """Global layers: base 1e6, scaled as configured; local: base 1e4, never scaled."""
     params = d.get("rope_parameters")
+    theta = _float(d.get("rope_theta", 1e6), "rope_theta", source)
+    local_theta = _float(d.get("rope_local_base_freq", 1e4), "rope_local_base_freq", source)
     if isinstance(params, dict) and (FULL in params or SLIDING in params):  # 5.x
-        full = _rope_entry(params.get(FULL, {}), float(d.get("rope_theta", 1e6)), source)
-        local = _rope_entry(params.get(SLIDING, {}), float(d.get("rope_local_base_freq", 1e4)),
-                            source)
+        full = _rope_entry(params.get(FULL, {}), theta, source)
+        local = _rope_entry(params.get(SLIDING, {}), local_theta, source)
         return {FULL: full, SLIDING: local}
-    theta = float(d.get("rope_theta", 1e6))
     scaling = d.get("rope_scaling") or (params if isinstance(params, dict) else None)
     full = _rope_entry(scaling, theta, source) if scaling else RopeConfig(theta)
-    return {FULL: full, SLIDING: RopeConfig(float(d.get("rope_local_base_freq", 1e4)))}
+    return {FULL: full, SLIDING: RopeConfig(local_theta)}
+
+
+def _check_quantization(q: dict[str, Any], source: str) -> None:
+    """mlx-lm's layout: default bits and group_size, and per-module {bits, group_size}."""
+    for key, allowed in (("bits", QUANT_BITS), ("group_size", QUANT_GROUPS)):
+        if key in q and q[key] not in allowed:
+            raise GemmaError(f"{source}: quantization {key} {q[key]!r} is not one of {allowed}")
+    for name, spec in q.items():
+        if isinstance(spec, dict) and (spec.get("bits") not in QUANT_BITS
+                                       or spec.get("group_size") not in QUANT_GROUPS):
+            raise GemmaError(f"{source}: quantization of {name!r} needs bits in {QUANT_BITS} "
+                             f"and group_size in {QUANT_GROUPS}, not {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -143,6 +194,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config.json") -> ModelConfig:
+        d = _dict(d, "the config", source)
         model_type = d.get("model_type")
         if model_type not in TEXT_MODEL_TYPES:
             raise GemmaError(
@@ -152,22 +204,28 @@ class ModelConfig:
         if model_type == "gemma3":
             if "text_config" not in d:
                 raise GemmaError(f"{source}: model_type 'gemma3' needs a text_config")
-            text_d = dict(d["text_config"])
+            text_d = dict(_dict(d["text_config"], "text_config", source))
             text_d.setdefault("vocab_size", d.get("vocab_size", 262208))
             text = TextConfig.from_dict(text_d, f"{source} (text_config)")
             vision = d.get("vision_config")
+            if vision is not None:
+                _dict(vision, "vision_config", source)
         else:
             text, vision = TextConfig.from_dict(d, source), None
         quant = d.get("quantization") or d.get("quantization_config")
+        if quant is not None:
+            _check_quantization(_dict(quant, "quantization", source), source)
         return cls(model_type, text, vision, quant, dict(d))
 
     @classmethod
     def from_file(cls, path: str | Path) -> ModelConfig:
         path = Path(path)
         try:
-            d = json.loads(path.read_text())
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise GemmaError(f"{path}: over {MAX_CONFIG_BYTES >> 20} MB; not a config")
+            d = json.loads(path.read_bytes())
         except FileNotFoundError:
             raise GemmaError(f"{path}: no such file") from None
-        except json.JSONDecodeError as e:
-            raise GemmaError(f"{path}: not valid JSON ({e})") from None
+        except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, deep nesting
+            raise GemmaError(f"{path}: not valid JSON ({str(e)[:200]})") from None
         return cls.from_dict(d, str(path))

@@ -25,7 +25,7 @@ MAX_ALIGNMENT = 1 << 16
 _SCALARS = {
     0: ("uint8", "B", np.uint8), 1: ("int8", "b", np.int8), 2: ("uint16", "H", np.uint16),
     3: ("int16", "h", np.int16), 4: ("uint32", "I", np.uint32), 5: ("int32", "i", np.int32),
-    6: ("float32", "f", np.float32), 7: ("bool", "?", np.uint8), 10: ("uint64", "Q", np.uint64),
+    6: ("float32", "f", np.float32), 7: ("bool", "B", np.uint8), 10: ("uint64", "Q", np.uint64),
     11: ("int64", "q", np.int64), 12: ("float64", "d", np.float64),
 }  # fmt: skip
 _STRING, _ARRAY = 8, 9
@@ -95,8 +95,10 @@ def _value(c: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
     if kind in _SCALARS:
         name, code, _ = _SCALARS[kind]
         v = c.scalar(code, f"{key!r} ({name})")
-        if kind == 7 and v not in (0, 1, True, False):
-            raise c.fail(f"{key!r}: bool {v} is neither 0 nor 1")
+        if kind == 7:
+            if v not in (0, 1):
+                raise c.fail(f"{key!r}: bool {v} is neither 0 nor 1")
+            return bool(v)
         return v
     if kind == _STRING:
         return c.string(repr(key))

@@ -63,14 +63,17 @@ def encode_record(record: Any, tokenizer, mask_prompt: bool = True) -> Example:
 def load_split(path: Path, tokenizer, mask_prompt: bool = True) -> list[Example]:
     """Read one .jsonl file; a bad line raises GemmaError naming the file and line."""
     out = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 out.append(encode_record(json.loads(line), tokenizer, mask_prompt))
-            except (ValueError, KeyError, TypeError, GemmaError) as e:
-                raise GemmaError(f"{path}:{n}: {e}") from None
+            except (ValueError, KeyError, TypeError, AttributeError, GemmaError) as e:
+                # ValueError covers bad JSON and bad UTF-8 too
+                raise GemmaError(f"{path}:{n}: {str(e)[:300]}") from None
+            except RecursionError:
+                raise GemmaError(f"{path}:{n}: JSON nested too deeply") from None
     if not out:
         raise GemmaError(f"{path}: no examples")
     return out

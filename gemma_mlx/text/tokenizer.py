@@ -39,6 +39,9 @@ def spm_from_gguf_vocab(vocab: dict[str, Any]) -> bytes:
     unk = vocab["unknown_token_id"]
     rows = zip(vocab["tokens"], vocab["scores"], vocab["types"], strict=True)
     for i, (tok, score, kind) in enumerate(rows):
+        if not _NORMAL <= kind <= _BYTE:
+            raise GemmaError(f"GGUF vocabulary: token {i} ({tok!r}) has type {kind}, not one "
+                             f"of SentencePiece's {_NORMAL}-{_BYTE}")
         piece = m.pieces.add()
         if kind == _USER_DEFINED:
             tok = tok.replace(" ", "\u2581")  # matched against the escaped text
