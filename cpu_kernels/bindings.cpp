@@ -1,5 +1,6 @@
 // The MLX primitive around the kernel, and its Python binding (module gemma_mlx._cpu_qmm).
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
 
 #include <stdexcept>
 
@@ -12,6 +13,7 @@
 #include "mlx/utils.h"
 #include "mlx/version.h"
 #include "qmm_kernel.h"
+#include "quant_search.h"
 
 namespace nb = nanobind;
 namespace mx = mlx::core;
@@ -100,12 +102,39 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
                     contiguous(biases, stream)});
 }
 
+template <class T, size_t N>
+using Buffer = nb::ndarray<T, nb::ndim<N>, nb::c_contig, nb::device::cpu>;
+
+// The least-error grid search (quant_search.h) of groups g [N, G] into packed [N, G*bits/32],
+// scales [N] and biases [N], preallocated by the caller; the GIL is released meanwhile.
+void quant_search(Buffer<const float, 2> g, int bits, int spans,
+                  Buffer<uint32_t, 2> packed, Buffer<float, 1> scales,
+                  Buffer<float, 1> biases, bool portable) {
+  const long groups = static_cast<long>(g.shape(0));
+  const int group_size = static_cast<int>(g.shape(1));
+  if (static_cast<long>(packed.shape(0)) != groups || scales.shape(0) != g.shape(0) ||
+      biases.shape(0) != g.shape(0) ||
+      static_cast<long>(packed.shape(1)) * 32 != static_cast<long>(group_size) * bits)
+    throw std::invalid_argument("gemma_mlx._cpu_qmm.quant_search: output shapes do not match");
+  const gemma_cpu::SearchArgs a{g.data(), packed.data(), scales.data(), biases.data(),
+                                groups, group_size, bits, spans};
+  bool ok;
+  {
+    nb::gil_scoped_release release;
+    ok = gemma_cpu::quant_search(a, portable);
+  }
+  if (!ok) throw std::invalid_argument("gemma_mlx._cpu_qmm.quant_search: unsupported bits, "
+                                       "group size or spans");
+}
+
 }  // namespace
 
 NB_MODULE(_cpu_qmm, m) {
   m.doc() = "gemma-mlx's CPU quantized matmul (AVX2 + FMA, a thread pool)";
   m.def("quantized_matmul", &quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
         "group_size"_a, "bits"_a);
+  m.def("quant_search", &quant_search, "g"_a, "bits"_a, "spans"_a, "packed"_a, "scales"_a,
+        "biases"_a, "portable"_a = false);
   m.def("avx2", &gemma_cpu::avx2_available, "whether this CPU runs the AVX2 kernel");
   m.def("threads", &gemma_cpu::pool_threads, "the kernel's thread count");
   m.attr("mlx_version") = mx::version();

@@ -92,6 +92,13 @@ constexpr long SERIAL_WORK = 1 << 23;
 
 int pool_threads() { return pool().size(); }
 
+void pool_run(int parts, const std::function<void(int)>& f) {
+  if (parts <= 1) return f(0);
+  pool().run([&](int part) {
+    if (part < parts) f(part);
+  });
+}
+
 bool avx2_available() {
 #if defined(__x86_64__) || defined(_M_X64)
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

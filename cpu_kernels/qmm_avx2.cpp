@@ -6,6 +6,8 @@
 // element vpw * i + j. So x is rearranged once per call to that order, xp[m][block][j][i] =
 // x[m][block * 8 vpw + vpw i + j], and the inner loop is contiguous loads and FMAs. The bias
 // enters through per-group sums of x: sum_k x (s q + b) = s (q . x) + b sum_k x.
+// Elsewhere than x86 (macOS arm64) the file compiles to stubs that avx2_available() never picks.
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #include <cstring>
@@ -165,3 +167,13 @@ void qmm_rows_avx2(const QmmArgs& a, const float* xp, const float* xsum, int n0,
 }
 
 }  // namespace gemma_cpu
+#else
+#include "qmm_generic.h"
+
+namespace gemma_cpu {
+void qmm_rows_avx2(const QmmArgs& a, const float*, const float* xsum, int n0, int n1) {
+  generic_rows(a, xsum, n0, n1);
+}
+void permute_x_avx2(const QmmArgs&, float*) {}
+}  // namespace gemma_cpu
+#endif

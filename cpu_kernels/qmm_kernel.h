@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace gemma_cpu {
 
@@ -32,5 +33,8 @@ void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1);
 void permute_x_avx2(const QmmArgs& a, float* xp);
 
 int pool_threads();
+
+// f(part) for part in [0, parts), parts <= pool_threads(), on the calling thread and the pool.
+void pool_run(int parts, const std::function<void(int)>& f);
 
 }  // namespace gemma_cpu

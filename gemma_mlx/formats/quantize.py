@@ -10,6 +10,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import GemmaError
+from ..kernels import cpu_qmm
 from .gguf_quants import pack_bits
 
 # Module paths (HF names, without ".weight") of the text decoder's matrices.
@@ -117,7 +118,8 @@ def _symmetric(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
 def _search(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
     """Per group, the affine grid with the least squared error among: the widest spans
     (levels, levels-1, ...) anchored at the min or the max, then a least-squares refit.
-    Recovers weights that already lie on a coarser or offset grid (e.g. dequantized GGUF)."""
+    Recovers weights that already lie on a coarser or offset grid (e.g. dequantized GGUF).
+    cpu_kernels/quant_search*.cpp computes the same, bit for bit: change both together."""
     levels = 2**bits - 1
     lo, hi = g.min(1, keepdims=True), g.max(1, keepdims=True)
     width = mx.maximum(hi - lo, 1e-12)
@@ -141,6 +143,22 @@ def _search(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
     return (mx.where(better, q2, q), mx.where(better, s2, best_s), mx.where(better, b2, best_b))
 
 
+def _grid(part: mx.array, spec: Spec) -> tuple[np.ndarray, mx.array, mx.array]:
+    """Rows part [n, cols] (float32) on their grids: packed levels [n, cols * bits / 32],
+    float32 scales and biases [n, cols / group_size]. The search runs in the CPU extension
+    where it is built (the same numbers, on every core), else in MLX."""
+    n, gs = part.shape[0], spec.group_size
+    if not spec.symmetric and mx.default_device() == mx.cpu:
+        fast = cpu_qmm.quant_search(np.asarray(part).reshape(-1, gs), spec.bits,
+                                    SEARCH_SPANS.get(spec.bits, 4))
+        if fast is not None:
+            packed, s, b = fast
+            return packed.reshape(n, -1), mx.array(s).reshape(n, -1), mx.array(b).reshape(n, -1)
+    q, s, b = (_symmetric if spec.symmetric else _search)(part.reshape(-1, gs), spec.bits)
+    packed = pack_bits(np.array(q.astype(mx.uint8)).reshape(n, -1), spec.bits)
+    return packed, s.reshape(n, -1), b.reshape(n, -1)
+
+
 def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> dict[str, mx.array]:
     """{path.weight, path.scales, path.biases} in MLX's affine format (scales in w's dtype).
 
@@ -157,13 +175,10 @@ def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> 
     step = max(1, CHUNK // w.shape[-1])
     packed, scales, biases = [], [], []
     for r in range(0, rows, step):
-        part = w[r : r + step].astype(mx.float32)
-        grid = _symmetric if spec.symmetric else _search
-        q, s, b = grid(part.reshape(-1, gs), spec.bits)
-        n = part.shape[0]
-        packed.append(pack_bits(np.array(q.astype(mx.uint8)).reshape(n, -1), spec.bits))
-        scales.append(s.reshape(n, -1).astype(w.dtype))
-        biases.append(b.reshape(n, -1).astype(w.dtype))
+        p, s, b = _grid(w[r : r + step].astype(mx.float32), spec)
+        packed.append(p)
+        scales.append(s.astype(w.dtype))
+        biases.append(b.astype(w.dtype))
     return {f"{path}.weight": mx.array(np.concatenate(packed)),
             f"{path}.scales": mx.concatenate(scales), f"{path}.biases": mx.concatenate(biases)}
 

@@ -1,4 +1,5 @@
-"""The CPU quantized matmul: our AVX2 extension where it is built and usable, else MLX's op."""
+"""The CPU quantized matmul and quantization search: our AVX2 extension where it is built and
+usable, else MLX's op (the search: None, and the caller runs its MLX version)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 _state: dict[str, Any] = {}
 
@@ -29,6 +31,7 @@ def _load() -> Any:
                 module, reason = None, (f"built for mlx {module.mlx_version}, but mlx "
                                         f"{mx.__version__} is installed: rebuild it")
             elif not module.avx2():
+                _state["portable"] = module  # the search has portable lanes
                 module, reason = None, "this CPU has no AVX2/FMA"
     _state["module"], _state["reason"] = module, reason
     if reason and "GEMMA_MLX_CPU_KERNEL" not in reason and sys.platform == "linux":
@@ -64,10 +67,42 @@ def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
     return y.reshape(*lead, w.shape[0])
 
 
+def quant_search(g: np.ndarray, bits: int, spans: int, portable: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """formats.quantize's least-error grid search on groups g [N, G] with the extension, on
+    all cores, bit-identical to the MLX version: packed levels [N, G * bits / 32] (uint32)
+    and float32 scales and biases [N]. None without the extension (or with one built before
+    the search existed). `portable` runs the non-AVX2 lanes (tests)."""
+    search = getattr(_load() or _state.get("portable"), "quant_search", None)
+    if search is None:
+        return None
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    packed = np.empty((g.shape[0], g.shape[1] * bits // 32), np.uint32)
+    scales, biases = np.empty(g.shape[0], np.float32), np.empty(g.shape[0], np.float32)
+    search(g, bits, spans, packed, scales, biases, portable)
+    return packed, scales, biases
+
+
+def _check_search() -> str:
+    """The search recovers groups that lie on a 4-bit grid exactly, on both kinds of lanes."""
+    g = (np.arange(256, dtype=np.float32) % 16 * 0.25 - 1.0).reshape(8, 32)
+    for portable in (False, True):
+        packed, s, b = quant_search(g, 4, 8, portable)
+        back = mx.dequantize(mx.array(packed.reshape(1, -1)), mx.array(s.reshape(1, -1)),
+                             mx.array(b.reshape(1, -1)), group_size=32, bits=4)
+        if not np.array_equal(np.array(back).reshape(8, 32), g):
+            raise SystemExit(f"the CPU quantization search is wrong (portable={portable})")
+    return "quantization search ok"
+
+
 def check_extension() -> None:
     """Build check: the module loads, accepts this mlx's arrays, and agrees with MLX's op."""
     _state.clear()
     module = _load()
+    if module is None and _state.get("portable") is not None:  # e.g. macOS arm64
+        print(f"CPU kernel built: {_check_search()}; quantized matmuls use MLX's op "
+              f"({_state['reason']})")
+        return
     if module is None:
         raise SystemExit(f"the CPU kernel is unusable: {_state['reason']}")
     x = mx.random.normal((3, 256))
@@ -77,4 +112,4 @@ def check_extension() -> None:
     err = mx.abs(got - ref).max().item()
     if err > 1e-3:
         raise SystemExit(f"the CPU kernel disagrees with MLX's op (max error {err})")
-    print(f"CPU kernel ready: {status()}, max error vs MLX {err:.1e}")
+    print(f"CPU kernel ready: {status()}, max error vs MLX {err:.1e}; {_check_search()}")
