@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GemmaError
 from .completions import (
@@ -107,6 +108,15 @@ def create_app(model: Any, tokenizer: Any, settings: Settings | None = None) -> 
     async def _reply(_: Request, exc: ReplyError) -> JSONResponse:
         kind = "server_error" if exc.status >= 500 else "invalid_request_error"
         return JSONResponse(error_body(str(exc), kind), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own errors (an unparsable body, an unknown route) in OpenAI's shape
+        message = exc.detail if exc.status_code != 400 else (
+            f"the request body is not valid JSON ({exc.detail})")
+        kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+        return JSONResponse(error_body(str(message), kind), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(BodyTooLarge)
     async def _large(_: Request, exc: BodyTooLarge) -> JSONResponse:

@@ -105,9 +105,9 @@ class Tokenizer:
         sp = spm.SentencePieceProcessor()
         try:
             sp.load_from_serialized_proto(proto)
-        except Exception as e:
+            return cls(sp=sp, model_proto=proto)
+        except Exception as e:  # a bad proto, or pieces that are not UTF-8
             raise GemmaError(f"{source}: not a SentencePiece model ({e})") from None
-        return cls(sp=sp, model_proto=proto)
 
     def add_special_token(self, token: str, token_id: int) -> None:
         """Register a control token the vocabulary lacks, e.g. `<image_soft_token>` (262144),
