@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import GemmaError
 
@@ -16,9 +17,11 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    "random-weight vision tower, for smoke tests)")
     p.add_argument("--system", help="system prompt (implies the chat template)")
     p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--temp", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temp", type=float, default=None,
+                   help="0 = greedy (generate, chat: the model's generation_config.json, else "
+                   "Gemma 3's 1.0, top-k 64, top-p 0.95; batch: greedy)")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--min-p", type=float, default=0.0)
     p.add_argument("--repetition-penalty", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -54,6 +57,12 @@ def _constraint_args(p: argparse.ArgumentParser) -> None:
                    help="auto, none, required, or a function name to call")
 
 
+def _repeat_stop_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-repeat-stop", dest="repeat_stop", action="store_false",
+                   help="keep going when the output repeats one block of tokens 3 times "
+                   "(by default that ends the reply)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gemma-mlx", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -69,9 +78,11 @@ def parser() -> argparse.ArgumentParser:
                    help="never apply the chat template, even with --image or --tools")
     _constraint_args(g)
     _speculative_args(g)
+    _repeat_stop_arg(g)
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
     _speculative_args(c)
+    _repeat_stop_arg(c)
     b = sub.add_parser("batch", help="generate for every record of a JSONL file (resumable)")
     _sampling_args(b)
     b.add_argument("--input", required=True, help='JSONL: {"prompt"} or {"messages"}, '
@@ -234,9 +245,13 @@ def run_convert(args: argparse.Namespace) -> None:
               f"(reference {r['ref_ppl']:.2f})")
 
 
-def _sampling_kwargs(args: argparse.Namespace) -> dict:
+def _sampling_kwargs(args: argparse.Namespace, defaults: dict | None = None) -> dict:
+    """The sampling flags, each unset one from `defaults` (greedy when there are none)."""
+    d = defaults or {"temperature": 0.0, "top_k": 0, "top_p": 1.0}
+    pick = {"temperature": args.temp, "top_k": args.top_k, "top_p": args.top_p}
+    chosen = {k: d[k] if v is None else v for k, v in pick.items()}
     return dict(
-        max_tokens=args.max_tokens, temperature=args.temp, top_k=args.top_k, top_p=args.top_p,
+        max_tokens=args.max_tokens, **chosen,
         min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
         kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size,
         pan_and_scan=args.pan_and_scan,
@@ -254,7 +269,24 @@ def _load(args: argparse.Namespace):
     model, tokenizer = load(path, progress=True, adapter_path=args.adapter_path)
     if tokenizer is None:
         raise GemmaError(f"{path}: has no tokenizer (tokenizer.model or tokenizer.json)")
+    args.model_path = path
     return model, tokenizer
+
+
+def _model_sampling(args: argparse.Namespace) -> dict:
+    """generate and chat sample as the checkpoint says, like transformers and Ollama: a
+    greedy base model loops on one sentence (and --temp 0 still asks for that)."""
+    from .generation.loops import sampling_defaults
+
+    p = Path(args.model_path)
+    return sampling_defaults(p if p.is_dir() else None)
+
+
+def _loop_note(tokens: list[int], args: argparse.Namespace) -> int:
+    """The repeated block's length when generation should stop for it (0 to go on)."""
+    from .generation.loops import repeating
+
+    return repeating(tokens) if args.repeat_stop else 0
 
 
 def _speculative_kwargs(args: argparse.Namespace, model, tokenizer) -> dict:
@@ -321,17 +353,23 @@ def run_generate(args: argparse.Namespace) -> None:
     model, tokenizer = _load(args)
     prompt = args.prompt
     constrained = _constraint_kwargs(args)
-    kwargs = {**_sampling_kwargs(args), **constrained,
+    kwargs = {**_sampling_kwargs(args, _model_sampling(args)), **constrained,
               **_speculative_kwargs(args, model, tokenizer)}
     if not args.raw_prompt and (args.chat_template or args.system or args.image or args.tools):
         messages = [{"role": "system", "content": args.system}] if args.system else []
         content = [{"type": "image"} for _ in args.image] + [{"type": "text", "text": prompt}]
         prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}],
                                                tools=kwargs.get("tools"), tokenize=False)
-    last, drafted = None, 0
+    last, drafted, tokens, period = None, 0, [], 0
     for last in stream_generate(model, tokenizer, prompt, images=args.image, **kwargs):
         print(last.text, end="", flush=True)
         drafted += last.from_draft
+        tokens.append(last.token)
+        if not constrained and (period := _loop_note(tokens, args)):
+            break
+    if period:
+        print(f"\n[stopped: the output repeats a block of {period} tokens; "
+              "--no-repeat-stop goes on]", end="")
     if last is not None and last.tool_calls:
         print("\n" + json.dumps({"tool_calls": last.tool_calls}, indent=2, ensure_ascii=False))
     if last is not None and last.finish_reason == "length" and constrained:
@@ -373,6 +411,7 @@ def run_chat(args: argparse.Namespace) -> None:
 
     model, tokenizer = _load(args)
     speculative = _speculative_kwargs(args, model, tokenizer)
+    sampling = _sampling_kwargs(args, _model_sampling(args))
     cache = PrefixCache(2 << 30)  # each turn prefills only its new tokens
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
@@ -408,13 +447,16 @@ def run_chat(args: argparse.Namespace) -> None:
         history.append({"role": "user", "content": content})
         images, pending = images + pending, []
         prompt = tokenizer.apply_chat_template(system + history, tokenize=False)
-        reply = []
+        reply, tokens = [], []
         try:
             for r in stream_generate(model, tokenizer, prompt, images=images,
-                                     prompt_cache=cache, **_sampling_kwargs(args),
-                                     **speculative):
+                                     prompt_cache=cache, **sampling, **speculative):
                 print(r.text, end="", flush=True)
                 reply.append(r.text)
+                tokens.append(r.token)
+                if _loop_note(tokens, args):
+                    print(" [stopped: repeating]", end="")
+                    break
         except GemmaError as e:  # e.g. images on a text-only model: drop the turn, go on
             print(f"error: {e}")
             history.pop()

@@ -107,7 +107,8 @@ def test_cli_errors_are_one_message_without_traceback(args, message):
 
 @pytest.mark.slow
 def test_cli_generate_on_the_default_model():
-    r = _cli("generate", "--prompt", "The capital of France is", "--max-tokens", "8")
+    r = _cli("generate", "--prompt", "The capital of France is", "--max-tokens", "8", "--temp",
+             "0")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(" the capital of the country of France.")  # as transformers
     for field in ("Prompt:", "Generation:", "tokens-per-sec", "Peak memory:"):
