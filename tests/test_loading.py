@@ -106,3 +106,29 @@ def test_save_then_load_round_trip(tmp_path):
     ids, ref = _ids_ref()
     assert np.abs(np.array(model(ids)) - ref).max() <= 1e-4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_atomic_directory_cleans_up_after_killed_runs_and_follows_the_umask(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from gemma_mlx.formats.loading import atomic_directory
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    prefix = f".out.partial-{socket.gethostname()}-"
+    stale = tmp_path / f"{prefix}{dead}-abc"
+    (stale / "sub").mkdir(parents=True)
+    live = tmp_path / f"{prefix}{os.getpid()}-xyz"
+    live.mkdir()
+    old_umask = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "out") as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(old_umask)
+    assert not stale.exists() and live.exists()  # only the dead process's leftovers go
+    assert (tmp_path / "out" / "f").read_text() == "x"
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755

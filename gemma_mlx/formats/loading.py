@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +151,26 @@ def load_gguf(path: Path, progress: bool = False) -> tuple[Gemma3ForCausalLM, To
     return model, tokenizer
 
 
+def _remove_stale(parent: Path, prefix: str) -> None:
+    """Delete what killed runs on this host left (a convert's partial output can be
+    gigabytes): entries named `prefix<pid>-...` whose process is gone."""
+    for entry in parent.glob(glob.escape(prefix) + "*"):
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running (or a new process with that id): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's live process
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_directory(path: str | Path, force: bool = False) -> Iterator[Path]:
     """A temporary directory beside `path`, renamed to `path` when the block succeeds and
@@ -157,7 +179,12 @@ def atomic_directory(path: str | Path, force: bool = False) -> Iterator[Path]:
     if path.exists() and not force:
         raise GemmaError(f"{path}: already exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    prefix = f".{path.name}.partial-{socket.gethostname()}-"
+    _remove_stale(path.parent, prefix)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the checkpoint from others
     old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp
