@@ -1,5 +1,5 @@
 """The least-error quantization search (`gemma-mlx convert -q`): the MLX version as it was
-before the CPU kernel (a copy, below) against `quantize_tensor` with the CPU extension, side by
+before the CPU kernel (still the fallback) against `quantize_tensor` with the CPU extension, side by
 side in one process, interleaved, outputs compared bit for bit.
 
     .venv/bin/python benchmarks/quant_search.py [--reps 3] [--rows 2048] [--cols 8192] [--no-270m]
@@ -28,53 +28,14 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from gemma_mlx.formats import quantize
 from gemma_mlx.formats.gguf_quants import pack_bits
-from gemma_mlx.formats.quantize import SEARCH_SPANS, Spec, quantize_tensor, recipe
+from gemma_mlx.formats.quantize import Spec, quantize_tensor, recipe
 from gemma_mlx.kernels import cpu_qmm
 
 CHUNK = 1 << 22
 
-# ---- the search as it was before the CPU kernel (gemma_mlx/formats/quantize.py, 0f8a2b4) ----
-
-
-def _fit(g: mx.array, q: mx.array) -> tuple[mx.array, mx.array]:
-    n = g.shape[1]
-    sq, sg, sqq, sqg = q.sum(1), g.sum(1), (q * q).sum(1), (q * g).sum(1)
-    det = n * sqq - sq * sq
-    ok = det > 0
-    scale = mx.where(ok, (n * sqg - sq * sg) / mx.where(ok, det, 1), 0)
-    bias = mx.where(ok, (sg - scale * sq) / n, sg / n)
-    return scale[:, None], bias[:, None]
-
-
-@mx.compile
-def _grid_error(g: mx.array, s: mx.array, b: mx.array, levels: mx.array) -> mx.array:
-    q = mx.clip(mx.round((g - b) / s), 0, levels)
-    return ((q * s + b - g) ** 2).sum(1, keepdims=True)
-
-
-def _search(g: mx.array, bits: int) -> tuple[mx.array, mx.array, mx.array]:
-    levels = 2**bits - 1
-    lo, hi = g.min(1, keepdims=True), g.max(1, keepdims=True)
-    width = mx.maximum(hi - lo, 1e-12)
-    best = best_s = best_b = None
-    for span in range(levels, levels - SEARCH_SPANS.get(bits, 4), -1):
-        s = width / span
-        for b in (lo, hi - levels * s):
-            err = _grid_error(g, s, b, mx.array(levels, mx.float32))
-            if best is None:
-                best, best_s, best_b = err, s, b
-            else:
-                better = err < best
-                best = mx.where(better, err, best)
-                best_s, best_b = mx.where(better, s, best_s), mx.where(better, b, best_b)
-        mx.eval(best, best_s, best_b)
-    q = mx.clip(mx.round((g - best_b) / best_s), 0, levels)
-    s2, b2 = _fit(g, q)
-    q2 = mx.clip(mx.round((g - b2) / mx.where(s2 == 0, 1, s2)), 0, levels)
-    err2 = ((q2 * s2 + b2 - g) ** 2).sum(1, keepdims=True)
-    better = (err2 < best) & (s2 > 0)
-    return (mx.where(better, q2, q), mx.where(better, s2, best_s), mx.where(better, b2, best_b))
+# ---- the search as it was before the CPU kernel: its MLX version, kept as the fallback ----
 
 
 def old_quantize_tensor(path: str, w: mx.array, spec: Spec) -> dict[str, mx.array]:
@@ -83,7 +44,7 @@ def old_quantize_tensor(path: str, w: mx.array, spec: Spec) -> dict[str, mx.arra
     packed, scales, biases = [], [], []
     for r in range(0, rows, step):
         part = w[r : r + step].astype(mx.float32)
-        q, s, b = _search(part.reshape(-1, gs), spec.bits)
+        q, s, b = quantize._search(part.reshape(-1, gs), spec.bits)
         n = part.shape[0]
         packed.append(pack_bits(np.array(q.astype(mx.uint8)).reshape(n, -1), spec.bits))
         scales.append(s.reshape(n, -1).astype(w.dtype))
