@@ -54,15 +54,17 @@ def fuzz(name: str, minutes: float, out: Path, round_size: int, start_seed: int)
                             suppress_health_check=list(HealthCheck))(given(strategy)(case))
             try:
                 hypothesis_seed(round_no)(test)()
-            except Exception as e:  # one failure per round, shrunk
-                sig = _signature(e)
+            except Exception as e:  # the round's failures, shrunk (a group when several)
                 counts["failed"] += 1
-                if sig not in failures:
-                    failures[sig] = "".join(traceback.format_exception(e))
+                for one in getattr(e, "exceptions", [e]):
+                    sig = _signature(one)
+                    if sig in failures:
+                        continue
+                    failures[sig] = "".join(traceback.format_exception(one))
                     out.mkdir(parents=True, exist_ok=True)
-                    digest = hashlib.sha1(sig.encode()).hexdigest()[:10]
+                    digest = hashlib.sha1(f"{name} {sig}".encode()).hexdigest()[:10]
                     (out / f"{name}-{digest}.txt").write_text(failures[sig])
-                print(f"  {name}: {sig}", flush=True)
+                    print(f"  {name}: {sig}", flush=True)
             round_no += 1
     return {"cases": sum(counts.values()), "ok": counts["ok"], "refused": counts["refused"],
             "failures": failures}

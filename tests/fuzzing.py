@@ -214,13 +214,13 @@ class Surface:
 
 
 def _gguf_strategy() -> st.SearchStrategy[bytes]:
-    seed = tiny_gguf()
-    from gemma_mlx.formats.gguf_file import read_header
+    from gguf import GGUFReader
 
+    seed = tiny_gguf()
     with tempfile.NamedTemporaryFile(suffix=".gguf") as f:
         f.write(seed)
         f.flush()
-        head = min(t.offset for t in read_header(f.name).tensors)
+        head = GGUFReader(f.name).data_offset  # where the header ends
     return st.one_of(mutations(seed, head), st.integers(0, len(seed)).map(lambda n: seed[:n]),
                      _gguf_structures())
 
