@@ -31,6 +31,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
     p.add_argument("--pan-and-scan", action="store_true",
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the memory preflight says it will not fit")
 
 
 def _speculative_args(p: argparse.ArgumentParser) -> None:
@@ -143,6 +145,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefill-step-size", type=int, default=512)
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--force", action="store_true",
+                   help="run even when the memory preflight says it will not fit")
 
 
 def run_serve(args: argparse.Namespace) -> None:
@@ -182,12 +186,20 @@ def _lora_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume-adapter-file")
     p.add_argument("--adapter-path", help="where adapters are saved (default: adapters)")
     p.add_argument("-c", "--config", help="YAML file with any of these options")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the memory preflight says it will not fit")
 
 
 def run_lora(args: argparse.Namespace) -> None:
+    from .formats.default_model import ensure_default_model
+    from .formats.loading import resolve
+    from .formats.memory import preflight_command
     from .lora.run import merge_config, run_lora
 
-    run_lora(merge_config(vars(args), args.config))
+    options = merge_config(vars(args), args.config)
+    path = resolve(options["model"]) if options["model"] else ensure_default_model()
+    preflight_command("lora", path, {**options, "force": args.force})
+    run_lora(options)
 
 
 def run_fuse(args: argparse.Namespace) -> None:
@@ -260,12 +272,14 @@ def _sampling_kwargs(args: argparse.Namespace, defaults: dict | None = None) -> 
 
 def _load(args: argparse.Namespace):
     from .formats.default_model import ensure_default_model, ensure_vision_demo_model
-    from .formats.loading import load
+    from .formats.loading import load, resolve
+    from .formats.memory import preflight_command
 
     if args.model == "vision-demo":
         path = ensure_vision_demo_model()
     else:
-        path = args.model or ensure_default_model()
+        path = resolve(args.model) if args.model else ensure_default_model()
+    preflight_command(args.command, path, vars(args))  # before loading: refuse what won't fit
     model, tokenizer = load(path, progress=True, adapter_path=args.adapter_path)
     if tokenizer is None:
         raise GemmaError(f"{path}: has no tokenizer (tokenizer.model or tokenizer.json)")
