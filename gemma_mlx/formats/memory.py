@@ -217,6 +217,7 @@ def _generate_estimate(command: str, path: Path, o: dict[str, Any],
     """generate: the prompt's bytes bound its tokens (images and tools added); chat: one
     TYPICAL_CONTEXT conversation. Both plus every token asked for, and the draft tokens."""
     images = len(o.get("image") or []) * (PAN_AND_SCAN_IMAGES if o.get("pan_and_scan") else 1)
+    images += len(o.get("video") or []) * (o.get("max_frames") or 8)  # each frame an image
     if command == "generate":
         prompt = (text_tokens_bound(o.get("prompt"), o.get("system"))
                   + _json_arg_bytes(o.get("tools")) + images * IMAGE_TOKENS)
