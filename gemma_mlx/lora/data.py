@@ -93,9 +93,10 @@ def load_dataset(directory: str | Path, tokenizer, mask_prompt: bool = True,
 
 
 def batches(examples: list[Example], batch_size: int, max_seq_length: int, seed: int,
-            start_step: int = 0):
+            start_step: int = 0, rank: int = 0, ranks: int = 1):
     """Endless batches in a seeded order (reshuffled each epoch), skipping the first
-    `start_step` so a resumed run sees the same data: (ids [B, L], loss mask [B, L-1])."""
+    `start_step` so a resumed run sees the same data: (ids [B, L], loss mask [B, L-1]).
+    With several ranks, rank r gets rows [r*B/N, (r+1)*B/N) of every batch."""
     if len(examples) < batch_size:
         raise GemmaError(f"batch size {batch_size} is larger than the {len(examples)} examples")
     per_epoch = len(examples) // batch_size
@@ -104,8 +105,10 @@ def batches(examples: list[Example], batch_size: int, max_seq_length: int, seed:
         order = np.random.default_rng(seed + epoch).permutation(len(examples))
         for b in range(per_epoch):
             if step >= start_step:
-                yield collate([examples[i] for i in order[b * batch_size:(b + 1) * batch_size]],
-                              max_seq_length)
+                rows = order[b * batch_size:(b + 1) * batch_size]
+                share = batch_size // ranks
+                rows = rows[rank * share:(rank + 1) * share]
+                yield collate([examples[i] for i in rows], max_seq_length)
             step += 1
 
 

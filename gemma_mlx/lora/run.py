@@ -10,6 +10,7 @@ from typing import Any
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
+from ..distributed import is_main, world
 from ..errors import GemmaError
 from ..formats.loading import load, resolve
 from .data import load_dataset
@@ -49,6 +50,7 @@ def run_lora(options: dict[str, Any]) -> dict[str, float]:
     from ..formats.default_model import ensure_default_model
 
     o = options
+    group = world()  # first: a launched rank waits here for the others, not after loading
     model, tokenizer = load(o["model"] or ensure_default_model())
     if tokenizer is None:
         raise GemmaError(f"{o['model']}: has no tokenizer")
@@ -63,20 +65,23 @@ def run_lora(options: dict[str, Any]) -> dict[str, float]:
         n = apply_lora(model, o["num_layers"], o["lora_rank"], o["lora_scale"],
                        o["lora_dropout"], targets)
         params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-        print(f"LoRA on {n} modules: {params / 1e6:.3f}M trainable parameters")
+        if is_main(group):
+            print(f"LoRA on {n} modules: {params / 1e6:.3f}M trainable parameters"
+                  + (f", data-parallel over {group.size()} ranks" if group.size() > 1 else ""))
         args = TrainingArgs(**{k: o[k] for k in TrainingArgs.__dataclass_fields__})
         cfg = lora_config(o["num_layers"], o["lora_rank"], o["lora_scale"], o["lora_dropout"],
                           targets)
-        losses = train(model, data, args, adapter_dir, cfg, o["resume_adapter_file"])
+        losses = train(model, data, args, adapter_dir, cfg, o["resume_adapter_file"], group)
         metrics["train_loss"] = losses[-1] if losses else math.nan
     elif o["test"] and (adapter_dir / ADAPTERS).is_file():
         model, _ = load(o["model"] or ensure_default_model(), adapter_path=adapter_dir)
     if o["test"]:
         model.eval()
         loss = evaluate(model, data["test"], o["batch_size"], o["max_seq_length"],
-                        o["test_batches"])
+                        o["test_batches"], group=group)
         metrics.update(test_loss=loss, test_ppl=math.exp(loss))
-        print(f"Test loss {loss:.3f}, test perplexity {math.exp(loss):.3f}")
+        if is_main(group):
+            print(f"Test loss {loss:.3f}, test perplexity {math.exp(loss):.3f}")
     return metrics
 
 

@@ -1,4 +1,5 @@
-"""The LoRA training loop: progress, validation, atomic adapter checkpoints, exact resume."""
+"""The LoRA training loop: progress, validation, atomic adapter checkpoints, exact resume;
+data-parallel over mx.distributed ranks (rank 0 prints and writes)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from ..distributed import broadcast, is_main, token_weighted_mean, waiting, world
 from ..errors import GemmaError
 from .data import Example, batches, collate
 from .layers import adapter_weights, load_adapter_weights
@@ -53,17 +56,25 @@ def checkpoint_layers(model: nn.Module) -> None:
 
 
 def evaluate(model: nn.Module, examples: list[Example], batch_size: int, max_seq_length: int,
-             max_batches: int = -1, head=None) -> float:
-    """Mean loss per target token over the examples (in order)."""
+             max_batches: int = -1, head=None, group: mx.distributed.Group | None = None) -> float:
+    """Mean loss per target token over the examples (in order); with several ranks each
+    takes every N-th batch and the sums are all-reduced."""
     head = head or training_head(model)
+    group = group or world()
     total = count = 0.0
+    t0 = time.perf_counter()
     for i, s in enumerate(range(0, len(examples), batch_size)):
         if 0 <= max_batches <= i:
             break
+        if i % group.size() != group.rank():
+            continue
         ids, mask = collate(examples[s : s + batch_size], max_seq_length)
         loss, n = lm_loss(model, mx.array(ids), mask, head)
         total += loss.item() * n
         count += n
+    if group.size() > 1:
+        with waiting("evaluating", group, extra=2 * (time.perf_counter() - t0)):
+            total, count = mx.distributed.all_sum(mx.array([total, count]), group=group).tolist()
     return total / max(count, 1)
 
 
@@ -122,17 +133,59 @@ def _resume(path: Path, model: nn.Module, optimizer) -> int:
     return step
 
 
+def _start(model: nn.Module, optimizer, resume: str | Path | None,
+           group: mx.distributed.Group) -> int:
+    """Resume (rank 0 reads the files) and give every rank rank 0's adapters, optimizer state
+    and step, so ranks start identical even when only rank 0 has the files."""
+    start = _resume(Path(resume), model, optimizer) if resume and is_main(group) else 0
+    if group.size() == 1:
+        return start
+    optimizer.init(model.trainable_parameters())  # the same tree on every rank
+    params = dict(tree_flatten(model.trainable_parameters()))
+    state = dict(tree_flatten(optimizer.state))
+    with waiting("sharing the starting adapters", group):
+        got = broadcast({**{f"p.{k}": v for k, v in params.items()},
+                         **{f"s.{k}": v for k, v in state.items()},
+                         "start": mx.array([start], mx.int64)}, group)
+        mx.eval(got)
+    model.update(tree_unflatten([(k[2:], v) for k, v in got.items() if k[:2] == "p."]))
+    optimizer.state = tree_unflatten([(k[2:], v) for k, v in got.items() if k[:2] == "s."])
+    return int(got["start"].item())
+
+
+def _update(model: nn.Module, optimizer, loss_and_grad, ids: np.ndarray, mask: np.ndarray,
+            group: mx.distributed.Group, step: int) -> tuple[float, int]:
+    """One optimizer step on this rank's rows; the loss and target tokens of the whole batch."""
+    t0 = time.perf_counter()
+    loss, grads = loss_and_grad(model, mx.array(ids), mask)
+    tokens = int(mask.sum())
+    if group.size() > 1:
+        mx.eval(loss, grads)  # the local work first, so the guarded wait is only the peers'
+        with waiting(f"all-reducing the gradients of step {step}", group,
+                     extra=2 * (time.perf_counter() - t0)):
+            grads, loss, total = token_weighted_mean(grads, loss, tokens, group)
+            mx.eval(grads, loss, total)
+        tokens = int(total.item())
+    optimizer.update(model, grads)
+    mx.eval(loss, model.trainable_parameters(), optimizer.state)
+    return loss.item(), tokens
+
+
 def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
           adapter_dir: str | Path, adapter_config: dict,
-          resume_adapter_file: str | Path | None = None) -> list[float]:
-    """Train the adapters; returns the training loss of each step."""
+          resume_adapter_file: str | Path | None = None,
+          group: mx.distributed.Group | None = None) -> list[float]:
+    """Train the adapters; returns the training loss of each step (of the whole batch: with
+    several ranks, each takes its share of every batch and gradients are all-reduced)."""
     from tqdm import tqdm
 
+    group = group or world()
+    main = is_main(group)
     adapter_dir = Path(adapter_dir)
     optimizer = optim.Adam(learning_rate=args.learning_rate)
     config = {**adapter_config, "training": asdict(args)}
-    start = _resume(Path(resume_adapter_file), model, optimizer) if resume_adapter_file else 0
-    if start >= args.iters:  # nothing left to train (its last save was cut): save it whole
+    start = _start(model, optimizer, resume_adapter_file, group)
+    if start >= args.iters and main:  # nothing left to train (its last save was cut): save it
         _save(adapter_dir, model, optimizer, start, config)
     if args.grad_checkpoint:
         checkpoint_layers(model)
@@ -143,25 +196,29 @@ def train(model: nn.Module, data: dict[str, list[Example]], args: TrainingArgs,
         return lm_loss(model, ids, mask, head)[0]
 
     loss_and_grad = nn.value_and_grad(model, loss_fn)
-    stream = batches(data["train"], args.batch_size, args.max_seq_length, args.seed, start)
+    if args.batch_size % group.size():
+        raise GemmaError(f"batch size {args.batch_size} is not divisible by the "
+                         f"{group.size()} ranks")
+    stream = batches(data["train"], args.batch_size, args.max_seq_length, args.seed, start,
+                     group.rank(), group.size())
     losses, tokens, t0 = [], 0, time.perf_counter()
     bar = tqdm(range(start + 1, args.iters + 1), desc="Training", unit="step",
-               initial=start, total=args.iters)
+               initial=start, total=args.iters, disable=not main)
     for step in bar:
         ids, mask = next(stream)
-        mx.random.seed(args.seed * 1_000_003 + step)  # dropout: the same on a resumed run
-        loss, grads = loss_and_grad(model, mx.array(ids), mask)
-        optimizer.update(model, grads)
-        mx.eval(loss, model.trainable_parameters(), optimizer.state)
-        losses.append(loss.item())
-        tokens += int(mask.sum())
+        # dropout: the same on a resumed run, different on each rank
+        mx.random.seed(args.seed * 1_000_003 + step + 7919 * group.rank())
+        loss, n = _update(model, optimizer, loss_and_grad, ids, mask, group, step)
+        losses.append(loss)
+        tokens += n
         bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{args.learning_rate:.1e}",
                         tok_s=f"{tokens / (time.perf_counter() - t0):.0f}",
                         peak_gb=f"{mx.get_peak_memory() / 1e9:.2f}")
         if "valid" in data and (step % args.steps_per_eval == 0 or step == args.iters):
             val = evaluate(model, data["valid"], args.batch_size, args.max_seq_length,
-                           args.val_batches, head)
-            bar.write(f"step {step}: train loss {losses[-1]:.3f}, valid loss {val:.3f}")
-        if step % args.save_every == 0 or step == args.iters:
+                           args.val_batches, head, group)
+            if main:
+                bar.write(f"step {step}: train loss {losses[-1]:.3f}, valid loss {val:.3f}")
+        if main and (step % args.save_every == 0 or step == args.iters):
             _save(adapter_dir, model, optimizer, step, config)
     return losses
