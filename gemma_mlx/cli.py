@@ -98,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     _serve_args(sub.add_parser("serve", help="an OpenAI-compatible server with a chat page"))
     _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
     _lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
+    _shield_args(sub.add_parser("shield", help="ShieldGemma 2: how likely images violate "
+                                "safety policies"))
     f = sub.add_parser("fuse", help="fold LoRA adapters into the model and save it")
     f.add_argument("--model", help="base model (default: the embedded 270M)")
     f.add_argument("--adapter-path", default="adapters")
@@ -209,6 +211,25 @@ def run_fuse(args: argparse.Namespace) -> None:
     out = fuse(args.model or ensure_default_model(), args.adapter_path, args.save_path,
                dequantize=args.dequantize, force=args.force)
     print(f"Wrote {out}")
+
+
+def _shield_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="google/shieldgemma-2-4b-it",
+                   help="a ShieldGemma 2 checkpoint (default: google/shieldgemma-2-4b-it)")
+    p.add_argument("--image", action="append", required=True, metavar="PATH",
+                   help="an image to classify (repeatable)")
+    p.add_argument("--policy", action="append", metavar="NAME",
+                   help="dangerous, sexual or violence (repeatable; default: all of them "
+                   "and every --custom-policy)")
+    p.add_argument("--custom-policy", action="append", default=[], metavar="NAME=TEXT",
+                   help="a policy of your own, or another text for a known name (repeatable)")
+    p.add_argument("--json", action="store_true", help="print {image: {policy: p}}")
+
+
+def run_shield(args: argparse.Namespace) -> None:
+    from .generation.shield import shield_command
+
+    print(shield_command(args.model, args.image, args.policy, args.custom_policy, args.json))
 
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
@@ -485,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"generate": run_generate, "chat": run_chat, "batch": run_batch,
                 "serve": run_serve,
                 "convert": run_convert,
-                "lora": run_lora, "fuse": run_fuse}
+                "lora": run_lora, "fuse": run_fuse, "shield": run_shield}
     try:
         commands[args.command](args)
     except GemmaError as e:

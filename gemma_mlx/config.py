@@ -13,7 +13,8 @@ from .errors import GemmaError
 SLIDING = "sliding_attention"
 FULL = "full_attention"
 
-TEXT_MODEL_TYPES = ("gemma3_text", "gemma3")
+TEXT_MODEL_TYPES = ("gemma3_text", "gemma3", "shieldgemma2")
+MULTIMODAL_TYPES = ("gemma3", "shieldgemma2")  # a text_config and a vision_config
 
 # Gemma3TextConfig's defaults in transformers: the released multimodal configs are sparse
 # (4B has no head counts or vocab size) and rely on them.
@@ -201,9 +202,9 @@ class ModelConfig:
                 f"{source}: model_type {model_type!r} is not a Gemma 3 model "
                 f"(expected one of {', '.join(TEXT_MODEL_TYPES)})"
             )
-        if model_type == "gemma3":
+        if model_type in MULTIMODAL_TYPES:
             if "text_config" not in d:
-                raise GemmaError(f"{source}: model_type 'gemma3' needs a text_config")
+                raise GemmaError(f"{source}: model_type {model_type!r} needs a text_config")
             text_d = dict(_dict(d["text_config"], "text_config", source))
             text_d.setdefault("vocab_size", d.get("vocab_size", 262208))
             text = TextConfig.from_dict(text_d, f"{source} (text_config)")

@@ -11,8 +11,9 @@ from typing import Any
 
 import mlx.core as mx
 
-from ..config import ModelConfig
+from ..config import MULTIMODAL_TYPES, ModelConfig
 from ..errors import GemmaError
+from ..models.shield import shield_key
 from ..text.tokenizer import Tokenizer
 from .loading import atomic_directory, resolve, weight_files
 from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
@@ -159,13 +160,13 @@ def convert(
     cfg = ModelConfig.from_dict(config, str(src))  # validates the architecture
     if cfg.quantization and (policy is not None or dequantize):
         items = _dequantize_triplets(items, cfg.quantization)
-    multimodal = cfg.model_type == "gemma3"
+    multimodal, shield = cfg.model_type in MULTIMODAL_TYPES, cfg.model_type == "shieldgemma2"
     with atomic_directory(out, force) as tmp:
         writer = ShardWriter(tmp, max_shard_bytes)
         entries: dict[str, dict[str, int]] = {}
         bits = count = 0.0
         for name, arr in tqdm(items, desc="Converting", unit="tensor"):
-            name = hub_key(name, multimodal)
+            name = hub_key(shield_key(name) if shield else name, multimodal)
             path = name[: -len(".weight")]
             if dtype and mx.issubdtype(arr.dtype, mx.floating):
                 arr = arr.astype(DTYPES[dtype])

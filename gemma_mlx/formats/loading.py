@@ -19,6 +19,7 @@ import mlx.nn as nn
 from ..config import ModelConfig
 from ..errors import GemmaError
 from ..models.multimodal import Gemma3ForConditionalGeneration, multimodal_key
+from ..models.shield import ShieldGemma2ForImageClassification, read_policy_definitions
 from ..models.text import Gemma3ForCausalLM, text_key
 from ..prompt import IMAGE_TOKEN
 from ..text.tokenizer import Tokenizer
@@ -97,7 +98,9 @@ def build_model(config: ModelConfig, weights: dict[str, Any], source: str) -> Ge
     A config with a vision_config gives a Gemma3ForConditionalGeneration; a text-only
     conversion of a multimodal checkpoint (no vision weights) gives the text model.
     """
-    if config.vision is not None and any(multimodal_key(k) for k in weights):
+    if config.model_type == "shieldgemma2":
+        model = ShieldGemma2ForImageClassification(config)
+    elif config.vision is not None and any(multimodal_key(k) for k in weights):
         model = Gemma3ForConditionalGeneration(config)
     else:
         model = Gemma3ForCausalLM(config.text)
@@ -129,6 +132,8 @@ def load(
         config = ModelConfig.from_file(path / "config.json")
         model = build_model(config, _read_safetensors(weight_files(path)), str(path))
         tokenizer = Tokenizer.from_dir(path)
+        if isinstance(model, ShieldGemma2ForImageClassification):
+            model.policy_definitions = read_policy_definitions(path)
     else:
         raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
     if tokenizer is not None and isinstance(model, Gemma3ForConditionalGeneration):
