@@ -268,7 +268,8 @@ def test_cli_chat_with_prompt_lookup_equals_plain_chat():
     """Three turns through the prompt cache: the cached prefix and the drafts together."""
     turns = "Repeat: the red fox jumps over the lazy dog.\nAgain, please.\nOnce more.\n"
     out = [subprocess.run([sys.executable, "-m", "gemma_mlx", "chat", "--max-tokens", "30",
-                           "--temp", "0", *extra], input=turns, capture_output=True, text=True, timeout=600)
+                           "--temp", "0", *extra], input=turns, capture_output=True, text=True,
+                          timeout=600)
            for extra in ([], ["--prompt-lookup"])]
     assert out[0].returncode == 0 and out[1].returncode == 0, out[1].stderr
     assert out[0].stdout == out[1].stdout and out[0].stdout.count(">> ") == 4
