@@ -59,6 +59,13 @@ def _constraint_args(p: argparse.ArgumentParser) -> None:
                    help="auto, none, required, or a function name to call")
 
 
+def _video_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video-fps", type=_bounded(float, 0, strict=True), default=1.0,
+                   help="video frames sampled per second (default 1)")
+    p.add_argument("--max-frames", type=_bounded(int, 1), default=8,
+                   help="at most this many frames per video, spread over the clip (default 8)")
+
+
 def _repeat_stop_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-repeat-stop", dest="repeat_stop", action="store_false",
                    help="keep going when the output repeats one block of tokens 3 times "
@@ -74,6 +81,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--image", action="append", default=[], metavar="PATH",
                    help="an image for the prompt (repeatable; needs a 4B-27B model, or "
                    "--model vision-demo); implies the chat template")
+    g.add_argument("--video", action="append", default=[], metavar="PATH",
+                   help="a video (mp4/mov/webm, GIF, or a folder of numbered frames) for the "
+                   "prompt, as timestamped frames (repeatable); implies the chat template")
+    _video_args(g)
     g.add_argument("--chat-template", action="store_true",
                    help="wrap the prompt in Gemma's chat template (for -it models)")
     g.add_argument("--raw-prompt", action="store_true",
@@ -83,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     _repeat_stop_arg(g)
     c = sub.add_parser("chat", help="interactive chat with history")
     _sampling_args(c)
+    _video_args(c)
     _speculative_args(c)
     _repeat_stop_arg(c)
     b = sub.add_parser("batch", help="generate for every record of a JSONL file (resumable)")
@@ -384,19 +396,24 @@ def run_generate(args: argparse.Namespace) -> None:
     import json
 
     from .generation.generate import stream_generate
+    from .prompt import with_video_markers
 
     model, tokenizer = _load(args)
     prompt = args.prompt
     constrained = _constraint_kwargs(args)
     kwargs = {**_sampling_kwargs(args, _model_sampling(args)), **constrained,
               **_speculative_kwargs(args, model, tokenizer)}
-    if not args.raw_prompt and (args.chat_template or args.system or args.image or args.tools):
+    if not args.raw_prompt and (args.chat_template or args.system or args.image or args.tools
+                                or args.video):
         messages = [{"role": "system", "content": args.system}] if args.system else []
-        content = [{"type": "image"} for _ in args.image] + [{"type": "text", "text": prompt}]
+        content = [{"type": k} for k in ["image"] * len(args.image) + ["video"] * len(args.video)]
+        content = with_video_markers([{"content": content}])[0]["content"]
+        content.append({"type": "text", "text": prompt})
         prompt = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}],
                                                tools=kwargs.get("tools"), tokenize=False)
     last, drafted, tokens, period = None, 0, [], 0
-    for last in stream_generate(model, tokenizer, prompt, images=args.image, **kwargs):
+    for last in stream_generate(model, tokenizer, prompt, images=args.image, videos=args.video,
+                                video_fps=args.video_fps, max_frames=args.max_frames, **kwargs):
         print(last.text, end="", flush=True)
         drafted += last.from_draft
         tokens.append(last.token)
@@ -439,9 +456,32 @@ def run_batch(args: argparse.Namespace) -> None:
           f"already done) to {args.output}", file=sys.stderr)
 
 
+def _attach(line: str, args: argparse.Namespace, media: list, pending: list) -> None:
+    """/image PATH or /video PATH: read now (a video sampled and decoded), not after the next
+    message, and added to `pending` as (kind, path or Video)."""
+    from .media.image_processing import load_image
+    from .media.video import load_video
+
+    kind, path = line[1:6], line[6:].strip()
+    try:
+        if kind == "image":
+            load_image(path)
+            item = path
+        else:
+            item = load_video(path, args.video_fps, args.max_frames)
+    except GemmaError as e:
+        print(f"error: {e}")
+        return
+    pending.append((kind, item))
+    n = sum(k == kind for k, _ in media + pending)
+    frames = f" as {len(item.times)} frames, {item.labels()[0][9:-1]} to " \
+             f"{item.labels()[-1][9:-1]}" if kind == "video" else ""
+    print(f"[{kind} {n} attached to your next message{frames}]")
+
+
 def run_chat(args: argparse.Namespace) -> None:
     from .generation.generate import stream_generate
-    from .media.image_processing import load_image
+    from .prompt import with_video_markers
     from .serve.prefix_cache import PrefixCache
 
     model, tokenizer = _load(args)
@@ -450,10 +490,10 @@ def run_chat(args: argparse.Namespace) -> None:
     cache = PrefixCache(2 << 30)  # each turn prefills only its new tokens
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
-    images: list[str] = []  # every image of the conversation, in order
-    pending: list[str] = []  # images for the next message
-    print("Chat with Gemma. /image PATH adds an image to your next message, /reset clears "
-          "the history, /exit (or Ctrl-D) quits.")
+    media: list[tuple[str, object]] = []  # every image and video of the conversation, in order
+    pending: list[tuple[str, object]] = []  # those for the next message
+    print("Chat with Gemma. /image PATH or /video PATH adds an image or a video to your next "
+          "message, /reset clears the history, /exit (or Ctrl-D) quits.")
     while True:
         try:
             line = input(">> ").strip()
@@ -463,28 +503,24 @@ def run_chat(args: argparse.Namespace) -> None:
         if line in ("/exit", "/quit"):
             return
         if line == "/reset":
-            history, images, pending = [], [], []
+            history, media, pending = [], [], []
             cache.clear()
             continue
-        if line.startswith("/image"):
-            path = line[len("/image"):].strip()
-            try:
-                load_image(path)  # fail now, not after the next message
-            except GemmaError as e:
-                print(f"error: {e}")
-                continue
-            pending.append(path)
-            print(f"[image {len(images) + len(pending)} attached to your next message]")
+        if line.startswith(("/image", "/video")):
+            _attach(line, args, media, pending)
             continue
         if not line:
             continue
-        content = [{"type": "image"} for _ in pending] + [{"type": "text", "text": line}]
+        content = [{"type": k} for k, _ in pending] + [{"type": "text", "text": line}]
         history.append({"role": "user", "content": content})
-        images, pending = images + pending, []
-        prompt = tokenizer.apply_chat_template(system + history, tokenize=False)
+        media, added, pending = media + pending, len(pending), []
+        prompt = tokenizer.apply_chat_template(with_video_markers(system + history),
+                                               tokenize=False)
         reply, tokens = [], []
         try:
-            for r in stream_generate(model, tokenizer, prompt, images=images,
+            for r in stream_generate(model, tokenizer, prompt,
+                                     images=[x for k, x in media if k == "image"],
+                                     videos=[x for k, x in media if k == "video"],
                                      prompt_cache=cache, **sampling, **speculative):
                 print(r.text, end="", flush=True)
                 reply.append(r.text)
@@ -495,7 +531,7 @@ def run_chat(args: argparse.Namespace) -> None:
         except GemmaError as e:  # e.g. images on a text-only model: drop the turn, go on
             print(f"error: {e}")
             history.pop()
-            images = images[: len(images) - (len(content) - 1)]
+            media = media[: len(media) - added]
             continue
         print()
         history.append({"role": "assistant", "content": "".join(reply)})

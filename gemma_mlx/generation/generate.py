@@ -13,7 +13,7 @@ import numpy as np
 from ..attention import Blocks, image_blocks
 from ..errors import GemmaError
 from ..media.image_processing import ImageInput
-from ..prompt import build_inputs
+from ..prompt import VideoInput, build_inputs, build_video_inputs, with_video_markers
 from ..text.tool_calls import check_tools, choose_functions
 from .constraints import Constraint, apply_bitmask, make_constraint
 from .prefill import prefill
@@ -145,18 +145,25 @@ def prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
 
 def _multimodal_prompt(
     model: Any, tokenizer: Any, prompt: str | list[int], images: list[ImageInput],
-    pan_and_scan: bool,
+    pan_and_scan: bool, videos: list[VideoInput] = (), fps: float = 1.0, max_frames: int = 8,
 ) -> tuple[list[int], mx.array, Blocks]:
-    """Token ids, embeddings [L, hidden] with the image rows merged, and the image blocks."""
+    """Token ids, embeddings [L, hidden] with the image (and frame) rows merged, and the
+    image blocks. Videos: the prompt's length is checked before any frame is decoded."""
     if not hasattr(model, "get_image_features"):
         raise GemmaError("this model has no vision tower: images need a Gemma 3 4B/12B/27B "
                          "(Gemma3ForConditionalGeneration) checkpoint")
     if tokenizer is None or not isinstance(prompt, str):
         raise GemmaError("a prompt with images must be text (with a tokenizer), not token ids")
     vision = model.vision_config
-    ids, pixels = build_inputs(tokenizer, prompt, list(images), image_size=vision.image_size,
-                               tokens_per_image=model.mm_tokens_per_image,
-                               pan_and_scan=pan_and_scan)
+    sizes = dict(image_size=vision.image_size, tokens_per_image=model.mm_tokens_per_image)
+    if videos:
+        ids, pixels = build_video_inputs(
+            tokenizer, prompt, list(images), list(videos), **sizes, fps=fps,
+            max_frames=max_frames, context=model.config.max_position_embeddings,
+            pan_and_scan=pan_and_scan)
+    else:
+        ids, pixels = build_inputs(tokenizer, prompt, list(images), **sizes,
+                                   pan_and_scan=pan_and_scan)
     features = model.encode_images(mx.array(pixels))
     embeddings = model.embed(mx.array(ids)[None], image_features=features)[0]
     mx.eval(embeddings)
@@ -178,6 +185,9 @@ def stream_generate(
     kv_bits: int | None = None,
     images: list[ImageInput] | None = None,
     pan_and_scan: bool = False,
+    videos: list[VideoInput] | None = None,
+    video_fps: float = 1.0,
+    max_frames: int = 8,
     json_schema: dict | str | bool | None = None,
     regex: str | None = None,
     grammar: str | None = None,
@@ -194,7 +204,10 @@ def stream_generate(
 
     `kv_bits` (8 or 4) keeps the KV caches quantized. `images` (paths or PIL images) go to
     the `<start_of_image>` placeholders of a text prompt, in order (before the text if it has
-    none); `pan_and_scan` adds crops of wide or tall images. `json_schema`, `regex` or
+    none); `pan_and_scan` adds crops of wide or tall images. `videos` (mp4/mov/webm, GIF,
+    a folder of numbered frames, or a media.video.Video) go to `<video>` markers or
+    {"type": "video"} message parts (else first): `max_frames` frames sampled evenly at
+    `video_fps`, each an image after its timestamp ("Frame at 00:03:"). `json_schema`, `regex` or
     `grammar` (Lark, llguidance's dialect) constrain the output; generation stops when it is
     complete, and a finish_reason "length" means it is not. `tools` (OpenAI function specs)
     with `tool_choice` (auto, none, required, or a named function: exactly one call of it)
@@ -215,14 +228,16 @@ def stream_generate(
     functions = check_tools(tools)
     mode, called = choose_functions(functions, tool_choice) if tools else ("none", [])
     if _is_messages(prompt):
-        prompt = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False)
+        prompt = tokenizer.apply_chat_template(with_video_markers(prompt) if videos else prompt,
+                                               tools=tools, tokenize=False)
     constraint = output_constraint(model, tokenizer, json_schema, regex, grammar, mode, called,
                              parallel_tool_calls and mode != "named")
     start = time.perf_counter()
     embeddings, blocks = None, ()
-    if images:
-        ids, embeddings, blocks = _multimodal_prompt(model, tokenizer, prompt, images,
-                                                     pan_and_scan)
+    if images or videos:
+        ids, embeddings, blocks = _multimodal_prompt(model, tokenizer, prompt, images or [],
+                                                     pan_and_scan, videos or [], video_fps,
+                                                     max_frames)
     else:
         ids = prompt_ids(tokenizer, prompt)
     max_tokens = min(max_tokens, room_after(model, ids))
