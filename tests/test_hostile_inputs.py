@@ -28,6 +28,7 @@ def _string(s: bytes) -> bytes:
 
 def _refused_small(path, match: str) -> None:
     """read_header refuses, allocating under 1 MB on the way."""
+    gguf_file._tensor_types()  # importing gguf's tables is not the file's doing
     tracemalloc.start()
     try:
         with pytest.raises(GemmaError, match=match):
@@ -206,3 +207,24 @@ def test_config_files_that_are_not_objects(tmp_path, text, match):
     (d / "config.json").write_text(text, encoding="latin-1")
     with pytest.raises(GemmaError, match=match):
         load(d)
+
+
+def test_server_bodies_the_fuzzer_broke_it_with():
+    """Each once answered 500, or killed the generation thread for every later request."""
+    import httpx
+
+    from .fuzzing import tiny_model
+    from .serving import running_server
+
+    with running_server(*tiny_model(), model_id="tiny") as (url, _):
+        r = httpx.post(url + "/v1/chat/completions", json={"messages": [
+            {"role": "system", "content": []}, {"role": "user", "content": ""}]})
+        assert r.status_code == 400 and r.json()["error"]["message"]
+        for seed in (2**70, -5):
+            r = httpx.post(url + "/v1/completions", json={"prompt": "hi", "seed": seed,
+                                                          "max_tokens": 2})
+            assert r.status_code == 200, r.text
+        r = httpx.post(url + "/v1/chat/completions", content="[" * 3000 + "]" * 3000,
+                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+        assert httpx.get(url + "/health").status_code == 200

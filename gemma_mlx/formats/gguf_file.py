@@ -6,6 +6,7 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ def _value(c: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
     raise c.fail(f"{key!r} has arrays of unknown value type {item}")
 
 
+@lru_cache(maxsize=1)
 def _tensor_types() -> dict[int, tuple[str, int, int]]:
     """GGML type id -> (name, block size, bytes per block), from the gguf package."""
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType

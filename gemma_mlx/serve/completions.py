@@ -125,7 +125,8 @@ def build(plan: Plan, index: int, model: Any, tokenizer: Any, constraint: Any) -
     """What the generation thread runs for choice `index`: a batch Request, or for images a
     stream_generate iterator (its own caches, beside the batch)."""
     b = plan.body
-    seed = None if b.seed is None else b.seed + index
+    # any JSON integer: MLX's random keys take uint64
+    seed = None if b.seed is None else (b.seed + index) % 2**64
     if plan.images:
         if plan.logprobs is not None:
             raise GemmaError("logprobs are not available for requests with images")

@@ -163,6 +163,10 @@ class Worker:
         except GemmaError as e:
             job.sink((job.index, "error", (400, str(e))))
             return
+        except Exception as e:  # a bug met by one request must not end the thread for all
+            traceback.print_exc()
+            job.sink((job.index, "error", (500, f"internal error: {type(e).__name__}: {e}")))
+            return
         job.matcher = StopMatcher(job.stop)
         self.jobs[job.id] = job
         if job.solo:
@@ -229,10 +233,14 @@ class Worker:
             r = next(job.iterator)
         except StopIteration:
             r = None
-        except GemmaError as e:
+        except Exception as e:  # GemmaError: the request's fault; anything else: ours
             self.solos.remove(job)
             self.jobs.pop(job.id, None)
-            job.sink((job.index, "error", (400, str(e))))
+            if not isinstance(e, GemmaError):
+                traceback.print_exc()
+            status, message = (400, str(e)) if isinstance(e, GemmaError) else (
+                500, f"internal error: {type(e).__name__}: {e}")
+            job.sink((job.index, "error", (status, message)))
             return
         if r is None:
             self.solos.remove(job)

@@ -63,7 +63,13 @@ def render_chat(
     prefix = ""
     if messages and messages[0].get("role") == "system":
         content = messages[0]["content"]
-        prefix = (content if isinstance(content, str) else content[0]["text"]) + "\n\n"
+        if not isinstance(content, str):  # transformers' template takes the first part's text
+            first = content[0] if isinstance(content, list) and content else None
+            if not isinstance(first, dict) or not isinstance(first.get("text"), str):
+                raise GemmaError("the system message needs text (a string, or a first part "
+                                 "with text)")
+            content = first["text"]
+        prefix = content + "\n\n"
         messages = messages[1:]
     functions = check_tools(tools)
     if functions:
