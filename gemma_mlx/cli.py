@@ -31,6 +31,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
     p.add_argument("--pan-and-scan", action="store_true",
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
+    _force_arg(p)
+
+
+def _force_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="run even when the memory preflight says it will not fit")
 
@@ -159,8 +163,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefill-step-size", type=int, default=512)
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--force", action="store_true",
-                   help="run even when the memory preflight says it will not fit")
+    _force_arg(p)
 
 
 def run_serve(args: argparse.Namespace) -> None:
@@ -200,8 +203,7 @@ def _lora_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume-adapter-file")
     p.add_argument("--adapter-path", help="where adapters are saved (default: adapters)")
     p.add_argument("-c", "--config", help="YAML file with any of these options")
-    p.add_argument("--force", action="store_true",
-                   help="run even when the memory preflight says it will not fit")
+    _force_arg(p)
 
 
 def run_lora(args: argparse.Namespace) -> None:
