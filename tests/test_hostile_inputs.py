@@ -227,4 +227,6 @@ def test_server_bodies_the_fuzzer_broke_it_with():
         r = httpx.post(url + "/v1/chat/completions", content="[" * 3000 + "]" * 3000,
                        headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/completions", json={"prompt": [32768]})
+        assert r.status_code == 400 and "not a token id" in r.json()["error"]["message"]
         assert httpx.get(url + "/health").status_code == 200

@@ -73,7 +73,10 @@ def _request(record: Any, n: int, tokenizer: Any, model: Any, opts: dict) -> Req
     elif isinstance(record.get("prompt"), str):
         prompt = tokenizer.encode(record["prompt"])
     elif isinstance(record.get("prompt"), list):
-        prompt = [int(t) for t in record["prompt"]]
+        prompt = record["prompt"]
+        vocab = model.config.vocab_size
+        if not all(isinstance(t, int) and 0 <= t < vocab for t in prompt):
+            raise GemmaError(f'"prompt" token ids must be integers from 0 to {vocab - 1}')
     else:
         raise GemmaError('a record needs "prompt" (text or token ids) or "messages"')
     max_tokens = record.get("max_tokens", opts["max_tokens"])

@@ -95,6 +95,10 @@ def completion_plans(req: CompletionRequest, model: Any, tokenizer: Any) -> list
         if isinstance(p, str) and tokenizer is None:
             raise GemmaError("this checkpoint has no tokenizer: send the prompt as token ids")
         prompt = prompt_ids(tokenizer, p)
+        bad = [t for t in prompt if not 0 <= t < model.config.vocab_size]
+        if bad:
+            raise GemmaError(f"prompt: {bad[0]} is not a token id of this model "
+                             f"(0..{model.config.vocab_size - 1})")
         echo = p if isinstance(p, str) else tokenizer.decode(prompt)
         plans.append(Plan(prompt, req, _limit(model, prompt, req.limit()), req.logprobs,
                           schema, echo=echo))

@@ -194,14 +194,15 @@ class Tokenizer:
         if self._hf is not None:
             return self._hf.decode(ids, skip_special_tokens=skip_special_tokens)
         out, run = [], []
+        size = self._sp.get_piece_size()
         for i in ids:
             if i in self.special_ids:
                 out.append(self._sp.decode(run))
                 run = []
                 if not skip_special_tokens:
                     out.append(self._pieces[i])
-            else:
-                run.append(i)
+            elif 0 <= i < size:  # ids past the vocabulary (4B-27B pad rows) decode to nothing,
+                run.append(i)  # as `tokenizers` does, instead of raising
         out.append(self._sp.decode(run))
         return "".join(out)
 
