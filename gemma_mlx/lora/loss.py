@@ -20,8 +20,10 @@ def _chunk_nll(head: Callable, h: mx.array, targets: mx.array) -> mx.array:
 def chunked_nll(head: Callable, h: mx.array, targets: mx.array, chunk: int = CHUNK) -> mx.array:
     """Sum of -log p(targets) for hidden states h [N, D] through `head` (frozen).
 
-    The backward recomputes each chunk's logits instead of keeping them, so memory is
-    O(chunk x vocab) whatever N is.
+    The backward recomputes each chunk's logits instead of keeping them, so memory does not
+    grow with N past a bound: measured on the CPU at the 262K vocabulary, the peak is about
+    3 chunks' logits for one chunk and levels off near 8 (MLX's scheduler overlaps chunks;
+    evaluating each chunk inside the VJP made it far worse, 112 at N = 2048).
     """
 
     @mx.custom_function
