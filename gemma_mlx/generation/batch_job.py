@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import GemmaError
 from .batch import BatchEngine, Request
 from .constraints import make_constraint
+from .generate import check_token_ids
 from .sampling import make_repetition_penalty, make_sampler
 
 
@@ -73,10 +74,7 @@ def _request(record: Any, n: int, tokenizer: Any, model: Any, opts: dict) -> Req
     elif isinstance(record.get("prompt"), str):
         prompt = tokenizer.encode(record["prompt"])
     elif isinstance(record.get("prompt"), list):
-        prompt = record["prompt"]
-        vocab = model.config.vocab_size
-        if not all(isinstance(t, int) and 0 <= t < vocab for t in prompt):
-            raise GemmaError(f'"prompt" token ids must be integers from 0 to {vocab - 1}')
+        prompt = check_token_ids(record["prompt"], model.config.vocab_size)
     else:
         raise GemmaError('a record needs "prompt" (text or token ids) or "messages"')
     max_tokens = record.get("max_tokens", opts["max_tokens"])

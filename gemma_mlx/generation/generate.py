@@ -135,6 +135,16 @@ def room_after(model: Any, ids: list[int]) -> int:
     return context - len(ids)
 
 
+def check_token_ids(ids: list[Any], vocab_size: int, what: str = "prompt") -> list[int]:
+    """`ids` when each is an integer id of the model, else one GemmaError naming the first
+    that is not (an id past the embedding would index out of bounds)."""
+    for t in ids:
+        if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or not 0 <= t < vocab_size:
+            raise GemmaError(f"{what}: {t!r} is not a token id of this model "
+                             f"(0..{vocab_size - 1})")
+    return [int(t) for t in ids]
+
+
 def prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
     if isinstance(prompt, str):
         if tokenizer is None:
@@ -240,6 +250,8 @@ def stream_generate(
                                                      max_frames)
     else:
         ids = prompt_ids(tokenizer, prompt)
+        if not isinstance(prompt, str):
+            ids = check_token_ids(ids, model.config.vocab_size)
     max_tokens = min(max_tokens, room_after(model, ids))
     if seed is not None:
         mx.random.seed(seed)

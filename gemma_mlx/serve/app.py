@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GemmaError
+from ..generation.generate import check_token_ids
 from .completions import (
     Plan,
     build,
@@ -200,11 +201,8 @@ def create_app(model: Any, tokenizer: Any, settings: Settings | None = None) -> 
 
     @app.post("/detokenize")
     async def detokenize(body: DetokenizeRequest) -> dict:
-        bad = [t for t in body.tokens if not 0 <= t < model.config.vocab_size]
-        if bad:
-            raise GemmaError(f"tokens: {bad[0]} is not a token id of this model "
-                             f"(0..{model.config.vocab_size - 1})")
-        return {"content": tokenizer.decode(body.tokens)}
+        tokens = check_token_ids(body.tokens, model.config.vocab_size, "tokens")
+        return {"content": tokenizer.decode(tokens)}
 
     if s.metrics:
         @app.get("/metrics")

@@ -9,7 +9,13 @@ from typing import Any
 
 from ..errors import GemmaError
 from ..generation.batch import Event, Request
-from ..generation.generate import output_constraint, prompt_ids, room_after, stream_generate
+from ..generation.generate import (
+    check_token_ids,
+    output_constraint,
+    prompt_ids,
+    room_after,
+    stream_generate,
+)
 from ..generation.sampling import (
     make_logit_bias,
     make_presence_penalty,
@@ -94,11 +100,8 @@ def completion_plans(req: CompletionRequest, model: Any, tokenizer: Any) -> list
     for p in req.prompts():
         if isinstance(p, str) and tokenizer is None:
             raise GemmaError("this checkpoint has no tokenizer: send the prompt as token ids")
-        prompt = prompt_ids(tokenizer, p)
-        bad = [t for t in prompt if not 0 <= t < model.config.vocab_size]
-        if bad:
-            raise GemmaError(f"prompt: {bad[0]} is not a token id of this model "
-                             f"(0..{model.config.vocab_size - 1})")
+        prompt = prompt_ids(tokenizer, p) if isinstance(p, str) else check_token_ids(
+            p, model.config.vocab_size)
         echo = p if isinstance(p, str) else tokenizer.decode(prompt)
         plans.append(Plan(prompt, req, _limit(model, prompt, req.limit()), req.logprobs,
                           schema, echo=echo))
