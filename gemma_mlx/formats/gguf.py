@@ -79,7 +79,8 @@ def _get(g: GGUFFile, key: str, kind: type, default: Any = None, lo: float | Non
     return v
 
 
-def _config(g: GGUFFile) -> dict[str, Any]:
+def header_config(g: GGUFFile) -> dict[str, Any]:
+    """The HF-style Gemma 3 config a GGUF header describes."""
     path = g.path
     arch = _get(g, "general.architecture", str)
     if arch != "gemma3":
@@ -206,7 +207,7 @@ def read_gguf(path: str | Path, dequantize: bool = False, progress: bool = False
     if not path.is_file():
         raise GemmaError(f"{path}: no such GGUF file")
     g = read_header(path)
-    config = _config(g)
+    config = header_config(g)
     weights: dict[str, mx.array] = {}
     quant: dict[str, Any] = {}
     types: dict[str, str] = {}

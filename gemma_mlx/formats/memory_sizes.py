@@ -116,7 +116,7 @@ def _read_gguf(path: str, stamp: tuple) -> tuple[list[Any] | None, dict | None]:
     except (ImportError, AttributeError, GemmaError, OSError):
         return None, None
     try:
-        config = gguf._config(g)
+        config = gguf.header_config(g)
     except (GemmaError, AttributeError, KeyError, TypeError, ValueError):
         config = None
     return list(g.tensors), config
