@@ -82,7 +82,9 @@ def generate_step(
             logits = p(tokens, logits)
         if constraint is not None:
             logits = apply_bitmask(logits, allowed)
-        return normalize_and_sample(sampler, logits)
+        y = normalize_and_sample(sampler, logits)
+        # a pipeline stage (generation.pipeline) takes rank 0's token: only rank 0 has logits
+        return model.agree(y) if hasattr(model, "agree") else y
 
     def step(ids: mx.array) -> mx.array:
         return sampler_step(model.model(ids[None], cache)[:, -1, :])

@@ -74,9 +74,9 @@ class PipelineModel:
 
     `model(ids, cache)` (what generate_step and prefill call as `model.model`) runs rank 0's
     embedding and layers, sends the hidden states to rank 1, ..., and the last rank's back to
-    rank 0 (ring neighbours only); `logits(h)` is rank 0's head, broadcast to every rank, so
-    every rank samples the same token with the same sampler and seed and stops when rank 0
-    does. Caches exist for this rank's layers only.
+    rank 0 (ring neighbours only); `logits(h)` is rank 0's head, and `agree(token)` (which the
+    generate loop calls after sampling) gives every rank rank 0's token, so every rank runs
+    the same loop and stops where rank 0 does. Caches exist for this rank's layers only.
     """
 
     def __init__(self, part: Gemma3ForCausalLM, layers: range, group: mx.distributed.Group,
@@ -109,21 +109,30 @@ class PipelineModel:
     model = forward  # the generate loop calls model.model(ids, cache, ...)
 
     def logits(self, h: mx.array) -> mx.array:
-        """Rank 0's logits [..., vocab] in float32, on every rank (h is ignored elsewhere)."""
+        """Rank 0's logits [..., vocab] in float32; zeros on the other ranks, whose sampled
+        token `agree` replaces with rank 0's (4 bytes a step instead of the logits' 1 MB)."""
         if self.rank == 0:
-            out = self.part.logits(h).astype(mx.float32)
-        else:
-            out = mx.zeros((*h.shape[:-1], self.config.vocab_size), mx.float32)
-        if self.size == 1:
-            return out
-        with waiting("receiving the logits from rank 0", self.group):
-            out = broadcast({"logits": out}, self.group)["logits"]
-            mx.eval(out)
-        self.sent += out.nbytes * (self.size - 1) // self.size  # what a ring all_sum sends
-        return out
+            return self.part.logits(h).astype(mx.float32)
+        return mx.zeros((*h.shape[:-1], self.config.vocab_size), mx.float32)
+
+    def agree(self, token: mx.array) -> mx.array:
+        """Rank 0's sampled token(s) on every rank: each samples with the same code, so every
+        rank stops (stop token, constraint, length) where rank 0 does."""
+        return self._from_rank_0(token, "the sampled token")
 
     def __call__(self, input_ids: mx.array, cache: list | None = None) -> mx.array:
-        return self.logits(self.forward(input_ids, cache))
+        """Logits [B, L, vocab] on every rank (for tests and benchmarks; the generate loop
+        sends tokens, not logits)."""
+        return self._from_rank_0(self.logits(self.forward(input_ids, cache)), "the logits")
+
+    def _from_rank_0(self, x: mx.array, what: str) -> mx.array:
+        if self.size == 1:
+            return x
+        with waiting(f"receiving {what} from rank 0", self.group):
+            x = broadcast({"x": x}, self.group)["x"]
+            mx.eval(x)
+        self.sent += x.nbytes * (self.size - 1) // self.size  # what a ring all_sum sends
+        return x
 
     def make_cache(self, kv_bits: int | None = None, slack: int = 0) -> list:
         """Caches for this rank's layers only."""
