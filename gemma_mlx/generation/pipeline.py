@@ -12,6 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 from ..attention import Blocks
 from ..config import ModelConfig
@@ -141,9 +142,10 @@ class PipelineModel:
 
     def nbytes(self) -> int:
         """The bytes of the weights this rank holds."""
-        return sum(v.nbytes for _, v in _flat(self.part.parameters()))
+        return sum(v.nbytes for _, v in tree_flatten(self.part.parameters()))
 
     def _send(self, h: mx.array, dst: int) -> None:
+        mx.eval(h)  # this rank's own layers: not a wait on the others
         with waiting(f"sending hidden states to rank {dst}", self.group):
             mx.eval(mx.distributed.send(h, dst, group=self.group))
         self.sent += h.nbytes
@@ -153,12 +155,6 @@ class PipelineModel:
             h = mx.distributed.recv(shape, self.dtype, src, group=self.group)
             mx.eval(h)
         return h
-
-
-def _flat(tree: Any) -> list:
-    from mlx.utils import tree_flatten
-
-    return tree_flatten(tree)
 
 
 _UNSUPPORTED = {"image": "--image", "video": "--video", "draft_model": "--draft-model",
