@@ -52,16 +52,20 @@ def default_model() -> Path:
 
 
 @pytest.fixture(scope="module")
-def float32_270m(gguf_270m, tmp_path_factory) -> Path:
-    """The real 270M dequantized to float32 (QLoRA's quantized backward is a scalar loop on
-    this CPU: 47 s a step against 2 s)."""
-    from gemma_mlx.formats.gguf import read_gguf
-    from gemma_mlx.formats.loading import save
-    from gemma_mlx.text.tokenizer import Tokenizer
+def float32_270m(model_270m_f32, default_model, tmp_path_factory) -> Path:
+    """The real 270M dequantized to float32 (the session's model_270m_f32, saved): QLoRA's
+    quantized backward is a scalar loop on this CPU, 47 s a step against 2 s."""
+    import shutil
 
-    g = read_gguf(gguf_270m, dequantize=True)
-    return save(tmp_path_factory.mktemp("f32") / "270m", g.weights, g.config,
-                Tokenizer.from_gguf_vocab(g.vocab))
+    out = tmp_path_factory.mktemp("f32")
+    mx.save_safetensors(str(out / "model.safetensors"),
+                        dict(tree_flatten(model_270m_f32.parameters())))
+    config = json.loads((default_model / "config.json").read_text())
+    config.pop("quantization", None)
+    config.pop("quantization_config", None)
+    (out / "config.json").write_text(json.dumps(config))
+    shutil.copy(default_model / "tokenizer.model", out)
+    return out
 
 
 def test_split_layers_balances_bytes_and_refuses_more_ranks_than_layers():
