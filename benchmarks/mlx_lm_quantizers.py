@@ -275,7 +275,8 @@ def dwq(calib: mx.array, bits: int = 4, group_size: int = 64, steps: int = 8,
         q_model.freeze()
         params = {"bits": bits, "group_size": group_size, "steps": len(train) // batch_size,
                   "batch_size": batch_size, "learning_rate": learning_rate,
-                  "train_rows": len(train), "distinct_train_rows": len(rows) - n_valid,
+                  "train_rows": len(train),
+                  "distinct_train_rows": min(len(train), len(rows) - n_valid),
                   "valid_rows": len(valid), "seq_len": calib.shape[1],
                   "temperature": 2.0, "dtype": "float32"}
         return q_model, tokenizer, config, params
