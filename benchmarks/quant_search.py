@@ -110,7 +110,7 @@ def real_270m() -> Matrices:
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = read_gguf(pkg.assemble(Path(tmp) / pkg.MODEL_NAME), dequantize=True).weights
-    policy = recipe("default")
+    policy = recipe("default").policy
     mats = [(k[: -len(".weight")], w, policy(k[: -len(".weight")])) for k, w in weights.items()
             if ".layers.0." in k or ".layers.17." in k]
     mats = [m for m in mats if m[1].ndim == 2]

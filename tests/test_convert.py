@@ -69,7 +69,7 @@ def test_mixed_recipe_writes_per_module_settings(tmp_path, monkeypatch):
 
     from gemma_mlx.formats import quantize
 
-    monkeypatch.setitem(quantize.RECIPES, "test-mixed", (
+    monkeypatch.setitem(quantize.RECIPES, "test-mixed", quantize.Recipe(
         "8-bit embedding, 4-bit elsewhere",
         quantize._mixed(Spec(4, 32), embed=Spec(8, 32), down_proj=None)))
     out = convert(FIXTURES / "text" / "gqa", tmp_path / "m", quant_recipe="test-mixed",
@@ -171,7 +171,7 @@ def test_qat_recipe_keeps_the_q4_0_grid():
     q = rng.integers(0, 16, size=(64, 20, 32)).astype(np.float32)
     q[:, :, 0] = 0  # the group's extreme sits at level 0, as Q4_0 puts it
     w = mx.array((d * (q - 8)).reshape(64, 640))
-    spec = recipe("qat")("model.layers.0.mlp.up_proj")
+    spec = recipe("qat").policy("model.layers.0.mlp.up_proj")
     t = quantize_tensor("x", w, spec)
     back = mx.dequantize(t["x.weight"], t["x.scales"], t["x.biases"], 32, 4)
     assert spec.bpw == 5.0 and mx.abs(back - w).max().item() < 1e-6

@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
+from tqdm import tqdm
 
 from ..config import MULTIMODAL_TYPES, ModelConfig
 from ..errors import GemmaError
 from ..models.shield import shield_key
 from ..text.tokenizer import Tokenizer
+from .calibrate import quantize_calibrated
 from .loading import atomic_directory, resolve, weight_files
-from .quantize import RECIPES, Spec, quantizable, quantize_tensor, recipe, vision_quantizable
+from .quantize import (
+    RECIPES,
+    Planned,
+    Recipe,
+    Spec,
+    quantize_planned,
+    quantize_tensor,
+    recipe,
+    vision_quantizable,
+)
 
 MAX_SHARD_BYTES = 5 << 30
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -135,62 +147,109 @@ def _quant_config(entries: dict[str, dict[str, int]], bits: int, group_size: int
 
 
 def convert(
-    hf_path: str | Path, mlx_path: str | Path, *, quantize: bool = False, q_bits: int = 4,
-    q_group_size: int = 64, dtype: str | None = None, quant_recipe: str | None = None,
-    dequantize: bool = False, force: bool = False, search: bool = True,
-    max_shard_bytes: int = MAX_SHARD_BYTES, vision_bits: int | None = None,
+    hf_path: str | Path, mlx_path: str | Path, *, quantize: bool = False,
+    q_bits: int | None = None, q_group_size: int | None = None, dtype: str | None = None,
+    quant_recipe: str | None = None, dequantize: bool = False, force: bool = False,
+    search: bool = True, max_shard_bytes: int = MAX_SHARD_BYTES, vision_bits: int | None = None,
+    calibrate: bool = True, progress: bool = True,
 ) -> dict[str, Any]:
     """Convert a checkpoint; returns a summary (bits per weight, sizes, paths).
 
-    Reads and writes one tensor at a time, so memory stays near one shard. The vision tower
-    and projector stay in float unless `vision_bits` (8) quantizes the tower's linear layers.
+    `quantize` alone means the "default" recipe, calibrated unless `calibrate` is False;
+    `q_bits`/`q_group_size` mean uniform groups (4 and 64 where one is missing). Reads and
+    writes one tensor at a time, so memory stays near one shard; a calibrated recipe holds
+    one decoder layer at a time plus the embedding. The vision tower and projector stay in
+    float unless `vision_bits` (8) quantizes the tower's linear layers.
     """
-    from tqdm import tqdm
-
     src, out = resolve(hf_path), Path(mlx_path)
     if out.exists() and not force:  # before any slow reading
         raise GemmaError(f"{out}: already exists (use --force to overwrite)")
     if dtype is not None and dtype not in DTYPES:
         raise GemmaError(f"--dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-    policy = recipe(quant_recipe, q_bits, q_group_size) if quantize or quant_recipe else None
+    rec = _chosen_recipe(quantize, q_bits, q_group_size, quant_recipe)
     if vision_bits not in (None, 8):
         raise GemmaError("--vision-bits must be 8 (or unset to keep the vision tower in float)")
     vision_specs = [Spec(vision_bits, g) for g in (64, 32)] if vision_bits else []
-    config, items, tokenizer = _source_tensors(src, dequantize or policy is not None)
+    config, items, tokenizer = _source_tensors(src, dequantize or rec is not None)
     cfg = ModelConfig.from_dict(config, str(src))  # validates the architecture
-    if cfg.quantization and (policy is not None or dequantize):
+    if cfg.quantization and (rec is not None or dequantize):
         items = _dequantize_triplets(items, cfg.quantization)
-    multimodal, shield = cfg.model_type in MULTIMODAL_TYPES, cfg.model_type == "shieldgemma2"
+    tokenizer = tokenizer or (Tokenizer.from_dir(src) if src.is_dir() else None)
+    calibrated = rec is not None and rec.calibrated and search and calibrate
+    if calibrated and tokenizer is None:
+        print(f"{src}: no tokenizer to encode the calibration text with; quantizing without "
+              "calibration")
+        calibrated = False
+    named = _renamed(items, cfg, dtype)
+    if rec is None:
+        planned: Planned = ((n, a, None) for n, a in named)
+    elif calibrated:
+        planned = quantize_calibrated(cfg, dict(named), rec.policy, tokenizer, progress)
+    else:
+        planned = (t for n, a in named for t in quantize_planned(n, a, rec.policy, search))
+    if not calibrated:
+        planned = tqdm(planned, desc="Converting", unit="tensor", disable=not progress)
     with atomic_directory(out, force) as tmp:
         writer = ShardWriter(tmp, max_shard_bytes)
         entries: dict[str, dict[str, int]] = {}
         bits = count = 0.0
-        for name, arr in tqdm(items, desc="Converting", unit="tensor"):
-            name = hub_key(shield_key(name) if shield else name, multimodal)
-            path = name[: -len(".weight")]
-            if dtype and mx.issubdtype(arr.dtype, mx.floating):
-                arr = arr.astype(DTYPES[dtype])
-            spec = None
-            if policy and name.endswith(".weight") and quantizable(path, arr.shape):
-                spec = policy(path)
-            elif name.endswith(".weight"):  # groups of 64, else 32, else float
-                spec = next((v for v in vision_specs
-                             if vision_quantizable(path, arr.shape, v.group_size)), None)
+        for name, arr, spec in _with_vision(planned, vision_specs, search):
+            writer.add(name, arr)
             if spec is None:
-                writer.add(name, arr)
                 bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0
-            else:
-                for k, v in quantize_tensor(path, arr, spec, search).items():
-                    writer.add(k, v)
-                entries[path] = {"group_size": spec.group_size, "bits": spec.bits}
-                bits += spec.bpw * arr.size
-            count += arr.size
+                count += arr.size
+            elif name.endswith(".weight"):  # the packed levels: 32 / bits weights per word
+                n = arr.size * 32 // spec.bits
+                entries[name[: -len(".weight")]] = {"group_size": spec.group_size,
+                                                    "bits": spec.bits}
+                bits += spec.bpw * n
+                count += n
         writer.finish()
-        _write_config(tmp, config, entries, q_bits, q_group_size, dtype, bool(entries),
+        top = Counter((e["bits"], e["group_size"]) for e in entries.values()).most_common(1)
+        top_bits, top_group = top[0][0] if top else (4, 64)
+        _write_config(tmp, config, entries, top_bits, top_group, dtype, bool(entries),
                       dequantize)
         _copy_tokenizer(src, tmp, tokenizer)
     return {"path": out, "bpw": bits / max(count, 1) if entries else None,
-            "bytes": writer.total, "shards": len(writer.shards), "quantized": len(entries)}
+            "bytes": writer.total, "shards": len(writer.shards), "quantized": len(entries),
+            "recipe": rec.description if rec else None, "calibrated": calibrated}
+
+
+def _chosen_recipe(quantize: bool, bits: int | None, group_size: int | None,
+                   name: str | None) -> Recipe | None:
+    """-q alone: the default recipe; with --q-bits/--q-group-size: uniform groups."""
+    if name is not None:
+        return recipe(name)
+    if not quantize:
+        return None
+    if bits is None and group_size is None:
+        return recipe("default")
+    return recipe(None, bits or 4, group_size or 64)
+
+
+def _renamed(items: Iterator, cfg: ModelConfig, dtype: str | None) -> Iterator:
+    """The source's tensors under the hub names mlx-lm and mlx-vlm read, in `dtype`."""
+    multimodal, shield = cfg.model_type in MULTIMODAL_TYPES, cfg.model_type == "shieldgemma2"
+    for name, arr in items:
+        name = hub_key(shield_key(name) if shield else name, multimodal)
+        if dtype and mx.issubdtype(arr.dtype, mx.floating):
+            arr = arr.astype(DTYPES[dtype])
+        yield name, arr
+
+
+def _with_vision(planned: Planned, vision_specs: list[Spec], search: bool) -> Planned:
+    """The vision tower's linear layers quantized (groups of 64, else 32) when asked."""
+    for name, arr, spec in planned:
+        path = name[: -len(".weight")]
+        vspec = None
+        if spec is None and name.endswith(".weight"):
+            vspec = next((v for v in vision_specs
+                          if vision_quantizable(path, arr.shape, v.group_size)), None)
+        if vspec is None:
+            yield name, arr, spec
+        else:
+            for k, v in quantize_tensor(path, arr, vspec, search).items():
+                yield k, v, vspec
 
 
 def _write_config(directory: Path, config: dict, entries: dict, bits: int, group_size: int,
@@ -220,21 +279,27 @@ def _copy_tokenizer(src: Path, directory: Path, tokenizer: Tokenizer | None) -> 
 
 
 def recipe_names() -> dict[str, str]:
-    return {name: desc for name, (desc, _) in RECIPES.items()}
+    return {name: r.description for name, r in RECIPES.items()}
 
 
-def quality_report(reference_path: str | Path, converted: str | Path) -> dict[str, float] | None:
-    """Score a converted model against its float source on the built-in held-out text
-    (None when the checkpoint has no tokenizer to encode the text with)."""
+def quality_report(reference_path: str | Path, converted: str | Path
+                   ) -> dict[str, dict[str, float]] | None:
+    """Score a converted model against its float source on each built-in held-out text:
+    {language: {top1, kl, ppl, ref_ppl, tokens}} (None when the checkpoint has no tokenizer
+    to encode the texts with)."""
     from .loading import load
-    from .quality import compare, heldout_ids
+    from .quality import compare, heldout_sets
 
     model, tokenizer = load(converted)
     if tokenizer is None:
         return None
     reference = _float_reference(resolve(reference_path))
-    q = compare(reference, model, heldout_ids(tokenizer))
-    return {"top1": q.top1, "kl": q.kl, "ppl": q.ppl, "ref_ppl": q.ref_ppl}
+    report = {}
+    for lang, ids in heldout_sets(tokenizer).items():
+        q = compare(reference, model, ids)
+        report[lang] = {"top1": q.top1, "kl": q.kl, "ppl": q.ppl, "ref_ppl": q.ref_ppl,
+                        "tokens": len(ids)}
+    return report
 
 
 def _float_reference(src: Path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from .heldout_text import HELDOUT_TEXT
+from .heldout_text import HELDOUT_TEXTS
 
 CHUNK = 256  # positions per forward, to bound the [L, vocab] logits held at once
 
@@ -54,6 +54,11 @@ def compare(reference: nn.Module | list[mx.array], model: nn.Module, ids: list[i
                    float(mx.exp(mx.array(ref_nll / n_pred))))
 
 
-def heldout_ids(tokenizer) -> list[int]:
-    """The built-in held-out text, tokenized (with <bos>)."""
-    return tokenizer.encode(HELDOUT_TEXT)
+def heldout_ids(tokenizer, language: str = "English") -> list[int]:
+    """One built-in held-out text, tokenized (with <bos>)."""
+    return tokenizer.encode(HELDOUT_TEXTS[language])
+
+
+def heldout_sets(tokenizer) -> dict[str, list[int]]:
+    """Every built-in held-out text (one per language or script), tokenized."""
+    return {lang: tokenizer.encode(text) for lang, text in HELDOUT_TEXTS.items()}

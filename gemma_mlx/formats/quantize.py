@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -63,25 +63,39 @@ def _mixed(default: Spec | None, **by_kind: Spec | None) -> Callable[[str], Spec
     return lambda path: by_kind.get(_kind(path), default)
 
 
-# Chosen by measurement on the real 270M (benchmarks/quant_recipes.py; README table): the
-# layers lose more to 4 bits than the embedding does, so they get 5.
-RECIPES: dict[str, tuple[str, Callable[[str], Spec | None]]] = {
-    "default": ("embedding 4-bit groups of 64, layers 5-bit groups of 64 (~4.9 bpw)",
-                _mixed(Spec(5, 64), embed=Spec(4, 64))),
-    "high": ("6-bit groups of 32 (7.0 bpw)", _uniform(6, 32)),
+Policy = Callable[[str], "Spec | None"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to quantize: which Spec each matrix gets, and whether the decoder's
+    matrices are rounded against calibration activations (GPTQ, formats/calibrate.py)."""
+
+    description: str
+    policy: Policy
+    calibrated: bool = False
+
+
+# Chosen by measurement on the real 270M (benchmarks/quant_recipes.py; README table): on
+# held-out text in seven languages and scripts the tied embedding (63% of its weights) decides
+# non-English quality, so within 5 bits it gets 5 and the layers 4, all rounded by GPTQ.
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe("GPTQ-calibrated: embedding 5-bit groups of 128, layers 4-bit groups of "
+                      "64 (~5.0 bpw)", _mixed(Spec(4, 64), embed=Spec(5, 128)), calibrated=True),
+    "high": Recipe("6-bit groups of 32 (7.0 bpw)", _uniform(6, 32)),
     # Gemma 3 QAT checkpoints (*-qat-q4_0-unquantized) were trained against Q4_0: keep its grid.
-    "qat": ("symmetric 4-bit groups of 32, Q4_0's grid (5.0 bpw)",
-            lambda path: Spec(4, 32, symmetric=True)),
+    "qat": Recipe("symmetric 4-bit groups of 32, Q4_0's grid (5.0 bpw)",
+                  lambda path: Spec(4, 32, symmetric=True)),
 }
 
 
-def recipe(name: str | None, bits: int = 4, group_size: int = 64) -> Callable[[str], Spec]:
-    """A path -> Spec policy: a named recipe, or uniform `bits`/`group_size`."""
+def recipe(name: str | None, bits: int = 4, group_size: int = 64) -> Recipe:
+    """A named recipe, or uniform `bits`/`group_size` (grid search, no calibration)."""
     if name is None:
-        return _uniform(bits, group_size)
+        return Recipe(f"{bits}-bit groups of {group_size}", _uniform(bits, group_size))
     if name not in RECIPES:
         raise GemmaError(f"unknown --quant-recipe {name!r}; choose from {sorted(RECIPES)}")
-    return RECIPES[name][1]
+    return RECIPES[name]
 
 
 SEARCH_SPANS = {2: 2, 3: 4, 4: 8, 5: 16, 6: 8, 8: 4}  # grid spans tried, 2**bits - 1 down
@@ -183,9 +197,6 @@ def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> 
             f"{path}.scales": mx.concatenate(scales), f"{path}.biases": mx.concatenate(biases)}
 
 
-Policy = Callable[[str], "Spec | None"]
-
-
 def quantize_weights(
     weights: dict[str, mx.array], policy: Policy, search: bool = True
 ) -> tuple[dict[str, mx.array], dict[str, dict[str, int]], float]:
@@ -209,3 +220,18 @@ def quantize_weights(
             bits += spec.bpw * w.size
         count += w.size
     return out, entries, bits / max(count, 1)
+
+
+Planned = Iterator[tuple[str, mx.array, "Spec | None"]]
+
+
+def quantize_planned(name: str, w: mx.array, policy: Policy, search: bool = True) -> Planned:
+    """One tensor as `policy` says: (name, w, None) when it stays as it is, else the
+    quantized triplet's (name, array, spec) entries."""
+    path = name[: -len(".weight")]
+    spec = policy(path) if name.endswith(".weight") and quantizable(path, w.shape) else None
+    if spec is None:
+        yield name, w, None
+    else:
+        for n, a in quantize_tensor(path, w, spec, search).items():
+            yield n, a, spec
