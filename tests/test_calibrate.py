@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from gemma_mlx.formats.calibrate import calibration_ids, gptq
+from gemma_mlx.formats.calibrate import calibration_ids, gptq, hessian_factor
 from gemma_mlx.formats.convert import _chosen_recipe, convert
 from gemma_mlx.formats.loading import load
 from gemma_mlx.formats.quantize import RECIPES, Spec, _grid
@@ -26,7 +26,7 @@ def test_gptq_without_correlation_is_the_grid_search():
     the least-squares grid of quantize.py, exactly."""
     w = np.random.default_rng(0).normal(size=(48, 256)).astype(np.float32)
     spec = Spec(4, 64)
-    packed, s, b = gptq(w, np.eye(256), spec, mx.float32)
+    packed, s, b = gptq(w, hessian_factor(np.eye(256)), spec, mx.float32)
     ref_packed, ref_s, ref_b = _grid(mx.array(w), spec)
     assert np.array_equal(packed, ref_packed)
     assert mx.array_equal(s, ref_s) and mx.array_equal(b, ref_b)
@@ -42,7 +42,7 @@ def test_gptq_lowers_the_output_error_on_correlated_inputs():
     err = {}
     for name, (packed, s, b) in {
         "search": _grid(mx.array(w), spec),
-        "gptq": gptq(w, x.T.astype(np.float64) @ x, spec, mx.float32),
+        "gptq": gptq(w, hessian_factor(x.T.astype(np.float64) @ x), spec, mx.float32),
     }.items():
         err[name] = float(((x @ (w - _dequantize(packed, s, b, spec)).T) ** 2).sum())
     assert err["gptq"] < 0.7 * err["search"]

@@ -42,23 +42,29 @@ def calibration_summary() -> str:
             f"({', '.join(names)}), code and math; none of it is in the held-out texts.")
 
 
-def gptq(w: np.ndarray, h: np.ndarray, spec: Spec, dtype: mx.Dtype
+def hessian_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From the inputs' h = sum x xᵀ [in, in]: the upper Cholesky factor of the damped H⁻¹
+    (row k holds how column k's rounding error moves the later columns), and the mask of
+    inputs that never fire (their weights do not matter and are zeroed)."""
+    h = np.array(h, dtype=np.float64)
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    h[np.diag_indices(h.shape[0])] += DAMP * np.mean(np.diag(h))
+    return np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32), dead
+
+
+def gptq(w: np.ndarray, factor: tuple[np.ndarray, np.ndarray], spec: Spec, dtype: mx.Dtype
          ) -> tuple[np.ndarray, mx.array, mx.array]:
     """GPTQ (Frantar et al., 2022) with MLX's affine groups: columns rounded in order, each
     one's error spread over the columns not yet rounded through the inverse Hessian of the
-    inputs, h = sum x xᵀ [in, in]. Each group's grid is the least-squares search of
+    inputs (`factor`, from hessian_factor). Each group's grid is the least-squares search of
     quantize.py, taken on the group's weights as updated when the group is reached, with the
     scale and bias rounded to `dtype` first so the levels match the stored grid.
 
     Returns packed levels [out, in * bits / 32] and scales, biases [out, in / group] (dtype)."""
     out, cols = w.shape
     gs, levels = spec.group_size, 2**spec.bits - 1
-    h = np.array(h, dtype=np.float64)
-    dead = np.diag(h) == 0  # inputs that never fire: their weights do not matter
-    h[dead, dead] = 1.0
-    h[np.diag_indices(cols)] += DAMP * np.mean(np.diag(h))
-    # The upper Cholesky factor of H⁻¹: row k holds how column k's error moves the later ones.
-    u = np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
+    u, dead = factor
     # Columns as rows, so each column GPTQ visits is contiguous in memory.
     wt = np.array(w, dtype=np.float32).T.copy()
     wt[dead] = 0.0
@@ -114,11 +120,11 @@ def _set(module: nn.Module, dotted: str, value: nn.Module) -> None:
     setattr(module, last, value)
 
 
-def _quantized_linear(path: str, w: mx.array, h: np.ndarray, spec: Spec
-                      ) -> tuple[nn.Linear, dict[str, mx.array]]:
+def _quantized_linear(path: str, w: mx.array, factor: tuple[np.ndarray, np.ndarray],
+                      spec: Spec) -> tuple[nn.Linear, dict[str, mx.array]]:
     """GPTQ's triplet for `path`, and a float layer holding its dequantized weights: the same
     outputs as a QuantizedLinear, without MLX's scalar CPU kernel for 3-, 5- and 6-bit."""
-    packed, s, b = gptq(np.array(w.astype(mx.float32)), h, spec, w.dtype)
+    packed, s, b = gptq(np.array(w.astype(mx.float32)), factor, spec, w.dtype)
     arrays = {f"{path}.weight": mx.array(packed), f"{path}.scales": s, f"{path}.biases": b}
     layer = nn.Linear(w.shape[1], w.shape[0], bias=False)
     layer.weight = mx.dequantize(arrays[f"{path}.weight"], s, b, spec.group_size,
@@ -169,8 +175,14 @@ def quantize_calibrated(config: ModelConfig, weights: dict[str, mx.array], polic
                 catchers.append((k, path, c, own[f"{k}.weight"], spec))
         for x in hidden:
             mx.eval(layer(x, None), [c.h for *_, c, _, _ in catchers])
+        factors: list[tuple[np.ndarray, tuple]] = []  # q, k, v (and gate, up) share inputs
         for k, path, c, w, spec in catchers:
-            qlayer, arrays = _quantized_linear(path, w, np.array(c.h), spec)
+            h = np.array(c.h)
+            factor = next((f for seen, f in factors if np.array_equal(seen, h)), None)
+            if factor is None:
+                factor = hessian_factor(h)
+                factors.append((h, factor))
+            qlayer, arrays = _quantized_linear(path, w, factor, spec)
             _set(layer, k, qlayer)
             for n, a in arrays.items():
                 yield n, a, spec
@@ -204,7 +216,7 @@ def quantize_calibrated(config: ModelConfig, weights: dict[str, mx.array], polic
         if spec is None or not gptq_head:
             yield from quantize_planned(name, head, policy)
         else:
-            _, arrays = _quantized_linear(base, head, np.array(h), spec)
+            _, arrays = _quantized_linear(base, head, hessian_factor(np.array(h)), spec)
             for n, a in arrays.items():
                 yield n, a, spec
     bar.update()

@@ -82,7 +82,8 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "default": Recipe("GPTQ-calibrated: embedding 5-bit groups of 128, layers 4-bit groups of "
                       "64 (~5.0 bpw)", _mixed(Spec(4, 64), embed=Spec(5, 128)), calibrated=True),
-    "high": Recipe("6-bit groups of 32 (7.0 bpw)", _uniform(6, 32)),
+    "high": Recipe("GPTQ-calibrated: 6-bit groups of 32 (7.0 bpw)", _uniform(6, 32),
+                   calibrated=True),
     # Gemma 3 QAT checkpoints (*-qat-q4_0-unquantized) were trained against Q4_0: keep its grid.
     "qat": Recipe("symmetric 4-bit groups of 32, Q4_0's grid (5.0 bpw)",
                   lambda path: Spec(4, 32, symmetric=True)),
