@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from gemma_mlx.errors import GemmaError
 from gemma_mlx.formats.calibrate import calibration_ids, gptq, hessian_factor
 from gemma_mlx.formats.convert import _chosen_recipe, convert
 from gemma_mlx.formats.loading import load
@@ -30,6 +31,12 @@ def test_gptq_without_correlation_is_the_grid_search():
     ref_packed, ref_s, ref_b = _grid(mx.array(w), spec)
     assert np.array_equal(packed, ref_packed)
     assert mx.array_equal(s, ref_s) and mx.array_equal(b, ref_b)
+
+
+def test_gptq_refuses_a_width_the_groups_do_not_divide():
+    with pytest.raises(GemmaError, match="input width of 96 is not a multiple of the group "
+                       "size 64"):
+        gptq(np.zeros((4, 96), np.float32), hessian_factor(np.eye(96)), Spec(4, 64), mx.float32)
 
 
 def test_gptq_lowers_the_output_error_on_correlated_inputs():
@@ -63,8 +70,8 @@ def tiny_with_tokenizer(tmp_path_factory, model_270m):
     """A random 2-layer Gemma 3 with the real vocabulary and tokenizer: a checkpoint the
     calibrated recipe runs on end to end in seconds."""
     d = tmp_path_factory.mktemp("tiny")
-    # Inputs of whole groups of 64; 6 layers, since mlx-lm reads cache[5] (the first global).
-    wide = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6}
+    # Inputs of whole groups (128 for the embedding); 6 layers, since mlx-lm reads cache[5].
+    wide = {"hidden_size": 128, "intermediate_size": 128, "num_hidden_layers": 6}
     model = random_vocab_model(3, **wide)
     config = json.loads((FIXTURES / "text" / "gqa" / "config.json").read_text())
     config.update({"vocab_size": 262144, "layer_types": None, **wide})

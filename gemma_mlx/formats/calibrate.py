@@ -64,6 +64,8 @@ def gptq(w: np.ndarray, factor: tuple[np.ndarray, np.ndarray], spec: Spec, dtype
     Returns packed levels [out, in * bits / 32] and scales, biases [out, in / group] (dtype)."""
     out, cols = w.shape
     gs, levels = spec.group_size, 2**spec.bits - 1
+    if cols % gs:
+        raise GemmaError(f"an input width of {cols} is not a multiple of the group size {gs}")
     u, dead = factor
     # Columns as rows, so each column GPTQ visits is contiguous in memory.
     wt = np.array(w, dtype=np.float32).T.copy()
@@ -124,7 +126,10 @@ def _quantized_linear(path: str, w: mx.array, factor: tuple[np.ndarray, np.ndarr
                       spec: Spec) -> tuple[nn.Linear, dict[str, mx.array]]:
     """GPTQ's triplet for `path`, and a float layer holding its dequantized weights: the same
     outputs as a QuantizedLinear, without MLX's scalar CPU kernel for 3-, 5- and 6-bit."""
-    packed, s, b = gptq(np.array(w.astype(mx.float32)), factor, spec, w.dtype)
+    try:
+        packed, s, b = gptq(np.array(w.astype(mx.float32)), factor, spec, w.dtype)
+    except GemmaError as e:
+        raise GemmaError(f"{path}: {e}") from None
     arrays = {f"{path}.weight": mx.array(packed), f"{path}.scales": s, f"{path}.biases": b}
     layer = nn.Linear(w.shape[1], w.shape[0], bias=False)
     layer.weight = mx.dequantize(arrays[f"{path}.weight"], s, b, spec.group_size,
