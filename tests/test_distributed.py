@@ -73,8 +73,12 @@ def test_cli_under_two_ranks_trains_resumes_and_matches_one_process(tmp_path):
     assert main([*common, "--iters", "4", "--adapter-path", str(tmp_path / "one")]) == 0
     for name in ("0000002_adapters.safetensors", "adapters.safetensors"):
         dp, one = mx.load(str(tmp_path / "dp" / name)), mx.load(str(tmp_path / "one" / name))
+        # Adam steps each weight by about the learning rate whatever the gradient's size, so
+        # summation-order rounding on near-zero gradients (which differs between BLAS builds)
+        # moves such weights by a fraction of lr: the bound is 0.1 lr, not float32 epsilon.
         for k in one:
-            assert mx.allclose(dp[k], one[k], rtol=1e-4, atol=1e-6).item(), (name, k)
+            diff = mx.abs(dp[k] - one[k]).max().item()
+            assert mx.allclose(dp[k], one[k], rtol=1e-3, atol=1e-4).item(), (name, k, diff)
     assert not [p for p in (tmp_path / "dp").iterdir() if p.name.startswith(".tmp")]
 
     uneven, _ = _ranks(tmp_path, [*lora, "--iters", "1", "--batch-size", "3"])
