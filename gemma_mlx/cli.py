@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .commands.args import bounded, force_arg
+from .commands.convert import add_convert_args, run_convert
+from .commands.load import load_model
+from .commands.lora import add_fuse_args, add_lora_args, run_fuse, run_lora
+from .commands.serve import add_serve_args, run_serve
+from .commands.shield import add_shield_args, run_shield
 from .errors import GemmaError
 
 DEFAULT_PROMPT = "The capital of France is"
@@ -31,12 +37,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
     p.add_argument("--pan-and-scan", action="store_true",
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
-    _force_arg(p)
-
-
-def _force_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true",
-                   help="run even when the memory preflight says it will not fit")
+    force_arg(p)
 
 
 def _speculative_args(p: argparse.ArgumentParser) -> None:
@@ -64,9 +65,9 @@ def _constraint_args(p: argparse.ArgumentParser) -> None:
 
 
 def _video_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--video-fps", type=_bounded(float, 0, strict=True), default=1.0,
+    p.add_argument("--video-fps", type=bounded(float, 0, strict=True), default=1.0,
                    help="video frames sampled per second (default 1)")
-    p.add_argument("--max-frames", type=_bounded(int, 1), default=8,
+    p.add_argument("--max-frames", type=bounded(int, 1), default=8,
                    help="at most this many frames per video, spread over the clip (default 8)")
 
 
@@ -111,215 +112,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json-schema", metavar="SCHEMA", help="for every record without its own")
     b.add_argument("--kv-budget", type=float, metavar="GB",
                    help="bound the KV memory of the running sequences")
-    _serve_args(sub.add_parser("serve", help="an OpenAI-compatible server with a chat page"))
-    _convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
-    _lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
-    _shield_args(sub.add_parser("shield", help="ShieldGemma 2: how likely images violate "
+    add_serve_args(sub.add_parser("serve", help="an OpenAI-compatible server with a chat page"))
+    add_convert_args(sub.add_parser("convert", help="convert an HF checkpoint or GGUF file to MLX"))
+    add_lora_args(sub.add_parser("lora", help="LoRA / QLoRA fine-tuning"))
+    add_shield_args(sub.add_parser("shield", help="ShieldGemma 2: how likely images violate "
                                 "safety policies"))
-    f = sub.add_parser("fuse", help="fold LoRA adapters into the model and save it")
-    f.add_argument("--model", help="base model (default: the embedded 270M)")
-    f.add_argument("--adapter-path", default="adapters")
-    f.add_argument("--save-path", required=True)
-    f.add_argument("--dequantize", action="store_true", help="write float weights")
-    f.add_argument("--force", action="store_true")
+    add_fuse_args(sub.add_parser("fuse", help="fold LoRA adapters into the model and save it"))
     return ap
-
-
-def _bounded(kind: type, low: float, strict: bool = False):
-    """An argparse type: `kind` values >= low (> low if strict)."""
-    def parse(text: str):
-        value = kind(text)
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"{text}: must be {'>' if strict else '>='} {low}")
-        return value
-    return parse
-
-
-def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint to serve (default: the embedded 270M)")
-    p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--api-key", help="require Authorization: Bearer KEY (not on /health)")
-    p.add_argument("--max-concurrency", type=_bounded(int, 1), default=8,
-                   help="sequences decoding at once")
-    p.add_argument("--max-queue", type=_bounded(int, 0), default=64,
-                   help="requests waiting; past that, 429 with Retry-After")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser pages from this origin (repeatable; default: none)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help="another Host header to accept on loopback (repeatable)")
-    p.add_argument("--max-body-mb", type=_bounded(float, 0, strict=True), default=32.0)
-    p.add_argument("--request-timeout", type=_bounded(float, 0, strict=True), default=600.0,
-                   metavar="SECONDS")
-    p.add_argument("--watchdog-s", type=_bounded(float, 0, strict=True), default=120.0,
-                   metavar="SECONDS",
-                   help="/health answers 503 after this long without progress")
-    p.add_argument("--cache-gb", type=_bounded(float, 0), default=2.0,
-                   help="prefix-cache memory for multi-turn reuse (0 turns it off)")
-    p.add_argument("--metrics", action="store_true", help="serve Prometheus /metrics")
-    p.add_argument("--media-dir", help="allow file:// images from this directory")
-    p.add_argument("--kv-bits", type=int, choices=[4, 8], default=None)
-    p.add_argument("--prefill-step-size", type=int, default=512)
-    p.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])
-    _force_arg(p)
-
-
-def run_serve(args: argparse.Namespace) -> None:
-    from .serve.app import Settings
-    from .serve.run import model_name, serve
-
-    model, tokenizer = _load(args)
-    settings = Settings(
-        model_id=model_name(args.model), api_key=args.api_key, host=args.host,
-        allowed_hosts=args.allowed_host, cors_origins=args.cors_origin,
-        max_concurrency=args.max_concurrency, max_queue=args.max_queue,
-        max_body_mb=args.max_body_mb, request_timeout=args.request_timeout,
-        watchdog_s=args.watchdog_s,
-        cache_gb=args.cache_gb, metrics=args.metrics, media_dir=args.media_dir,
-        kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size)
-    serve(model, tokenizer, settings, args.port, args.log_level)
-
-
-def _lora_args(p: argparse.ArgumentParser) -> None:
-    """mlx-lm's flags; unset ones come from -c config.yaml, then the defaults."""
-    p.add_argument("--model")
-    p.add_argument("--train", action="store_true", default=None)
-    p.add_argument("--test", action="store_true", default=None)
-    p.add_argument("--data", help="directory with train/valid/test.jsonl")
-    for flag, kind in [("--iters", int), ("--batch-size", int), ("--learning-rate", float),
-                       ("--num-layers", int), ("--lora-rank", int), ("--lora-scale", float),
-                       ("--lora-dropout", float), ("--max-seq-length", int),
-                       ("--steps-per-report", int), ("--steps-per-eval", int),
-                       ("--val-batches", int), ("--save-every", int), ("--seed", int),
-                       ("--test-batches", int)]:
-        p.add_argument(flag, type=kind)
-    p.add_argument("--target-modules", nargs="+",
-                   help="modules of each layer to adapt (default: all seven projections)")
-    p.add_argument("--mask-prompt", action=argparse.BooleanOptionalAction, default=None,
-                   help="loss on model turns / completions only (default: on)")
-    p.add_argument("--grad-checkpoint", action="store_true", default=None)
-    p.add_argument("--resume-adapter-file")
-    p.add_argument("--adapter-path", help="where adapters are saved (default: adapters)")
-    p.add_argument("-c", "--config", help="YAML file with any of these options")
-    _force_arg(p)
-
-
-def run_lora(args: argparse.Namespace) -> None:
-    from .formats.default_model import ensure_default_model
-    from .formats.loading import resolve
-    from .formats.memory import preflight_command
-    from .lora.run import merge_config, run_lora
-
-    options = merge_config(vars(args), args.config)
-    path = resolve(options["model"]) if options["model"] else ensure_default_model()
-    preflight_command("lora", path, {**options, "force": args.force})
-    run_lora(options)
-
-
-def run_fuse(args: argparse.Namespace) -> None:
-    from .formats.default_model import ensure_default_model
-    from .lora.run import fuse
-
-    out = fuse(args.model or ensure_default_model(), args.adapter_path, args.save_path,
-               dequantize=args.dequantize, force=args.force)
-    print(f"Wrote {out}")
-
-
-def _shield_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="google/shieldgemma-2-4b-it",
-                   help="a ShieldGemma 2 checkpoint (default: google/shieldgemma-2-4b-it)")
-    p.add_argument("--image", action="append", required=True, metavar="PATH",
-                   help="an image to classify (repeatable)")
-    p.add_argument("--policy", action="append", metavar="NAME",
-                   help="dangerous, sexual or violence (repeatable; default: all of them "
-                   "and every --custom-policy)")
-    p.add_argument("--custom-policy", action="append", default=[], metavar="NAME=TEXT",
-                   help="a policy of your own, or another text for a known name (repeatable)")
-    p.add_argument("--json", action="store_true", help="print {image: {policy: p}}")
-
-
-def run_shield(args: argparse.Namespace) -> None:
-    from .generation.shield import shield_command
-
-    print(shield_command(args.model, args.image, args.policy, args.custom_policy, args.json))
-
-
-def _convert_args(p: argparse.ArgumentParser) -> None:
-    from .formats.quantize import RECIPES
-
-    p.add_argument("--hf-path", required=True, help="HF checkpoint dir, repo id or .gguf file")
-    p.add_argument("--mlx-path", required=True, help="output directory")
-    p.add_argument("-q", "--quantize", action="store_true",
-                   help="quantize: alone, the default recipe; with --q-bits or --q-group-size, "
-                   "uniform groups (4 bits, groups of 64 where one is not given)")
-    p.add_argument("--q-bits", type=int, choices=[2, 3, 4, 5, 6, 8])
-    p.add_argument("--q-group-size", type=int, choices=[32, 64, 128])
-    p.add_argument("--quant-recipe", choices=sorted(RECIPES),
-                   help="; ".join(f"{k}: {r.description}" for k, r in RECIPES.items()))
-    p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
-    p.add_argument("--dequantize", action="store_true", help="write float weights")
-    p.add_argument("--vision-bits", type=int, choices=[8], default=None,
-                   help="quantize the vision tower's linear layers (default: keep in float)")
-    p.add_argument("--no-search", action="store_true",
-                   help="MLX's min/max grids instead of the least-error search")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="no GPTQ on the calibration text for a calibrated recipe (faster, "
-                   "lower quality)")
-    p.add_argument("--no-report", action="store_true",
-                   help="skip the quality report after a quantized conversion")
-    p.add_argument("--force", action="store_true", help="overwrite --mlx-path")
-
-
-def run_convert(args: argparse.Namespace) -> None:
-    from .formats.calibrate import calibration_summary
-    from .formats.convert import convert, quality_report
-
-    quantized = args.quantize or args.quant_recipe is not None
-    summary = convert(
-        args.hf_path, args.mlx_path, quantize=args.quantize, q_bits=args.q_bits,
-        q_group_size=args.q_group_size, dtype=args.dtype, quant_recipe=args.quant_recipe,
-        dequantize=args.dequantize, force=args.force, search=not args.no_search,
-        vision_bits=args.vision_bits, calibrate=not args.no_calibrate,
-    )
-    line = (f"Wrote {summary['path']}: {summary['bytes'] / 1e9:.3f} GB "
-            f"in {summary['shards']} shard(s)")
-    if summary["bpw"] is not None:
-        line += (f", {summary['quantized']} matrices quantized ({summary['recipe']}), "
-                 f"{summary['bpw']:.2f} bits per weight")
-    print(line)
-    if summary["calibrated"]:
-        print(calibration_summary())
-    if quantized and not args.no_report and _report_fits(args.hf_path, summary["path"]):
-        report = quality_report(args.hf_path, args.mlx_path)
-        if report is None:
-            print("No tokenizer in the checkpoint: no quality report.")
-            return
-        print("Quality against the unquantized model on the built-in held-out texts "
-              "(never used for calibration):")
-        print(f"  {'text':<9} {'tokens':>6} {'top-1':>6} {'KL':>8} {'ppl':>8} {'ref ppl':>8}")
-        for lang, r in report.items():
-            print(f"  {lang:<9} {r['tokens']:>6} {r['top1']:>6.3f} {r['kl']:>8.4f} "
-                  f"{r['ppl']:>8.2f} {r['ref_ppl']:>8.2f}")
-
-
-def _report_fits(source: str, converted) -> bool:
-    """The report holds the source in float32 beside the converted model: say so and skip
-    it where that would not fit (a 27B needs ~108 GB for the former alone)."""
-    import mlx.core as mx
-
-    from .formats.loading import resolve
-    from .formats.memory import available_memory, fmt_bytes
-    from .formats.memory_sizes import weights_bytes
-
-    need = [weights_bytes(resolve(source), mx.float32), weights_bytes(converted)]
-    have, _ = available_memory()
-    if have is None or None in need or sum(need) <= 0.8 * have:
-        return True
-    print(f"No quality report: it needs the float32 source beside the converted model "
-          f"({fmt_bytes(sum(need))}), more than the {fmt_bytes(have)} available.")
-    return False
 
 
 def _sampling_kwargs(args: argparse.Namespace, defaults: dict | None = None) -> dict:
@@ -333,45 +132,6 @@ def _sampling_kwargs(args: argparse.Namespace, defaults: dict | None = None) -> 
         kv_bits=args.kv_bits, prefill_step_size=args.prefill_step_size,
         pan_and_scan=args.pan_and_scan,
     )
-
-
-def _load(args: argparse.Namespace):
-    from .formats.default_model import ensure_default_model, ensure_vision_demo_model
-    from .formats.loading import load, resolve
-    from .formats.memory import preflight_command
-
-    if args.model == "vision-demo":
-        path = ensure_vision_demo_model()
-    else:
-        path = resolve(args.model) if args.model else ensure_default_model()
-    if args.command in ("generate", "chat") and (pipe := _pipeline(args, path)) is not None:
-        model, tokenizer = pipe
-    else:
-        preflight_command(args.command, path, vars(args))  # before loading: refuse what won't fit
-        model, tokenizer = load(path, progress=True, adapter_path=args.adapter_path)
-    if tokenizer is None:
-        raise GemmaError(f"{path}: has no tokenizer (tokenizer.model or tokenizer.json)")
-    args.model_path = path
-    return model, tokenizer
-
-
-def _pipeline(args: argparse.Namespace, path: Path):
-    """Under mlx.launch (more than one rank): this rank's pipeline stage and the tokenizer;
-    rank 0 alone prints. None on one rank."""
-    import os
-
-    from .distributed import world
-
-    group = world()  # first: a launched rank waits here for the others, not after loading
-    if group.size() == 1:
-        return None
-    from .generation.pipeline import check_pipeline_options, load_pipeline
-
-    check_pipeline_options(vars(args))
-    loaded = load_pipeline(path, group)
-    if group.rank() != 0:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the rest of the process)
-    return loaded
 
 
 def _model_sampling(args: argparse.Namespace) -> dict:
@@ -410,7 +170,6 @@ def _speculative_kwargs(args: argparse.Namespace, model, tokenizer) -> dict:
 def _json_arg(value: str, flag: str):
     """Inline JSON, or the JSON in the file it names."""
     import json
-    from pathlib import Path
 
     text = value
     if not value.lstrip().startswith(("{", "[")):
@@ -425,8 +184,6 @@ def _json_arg(value: str, flag: str):
 
 
 def _constraint_kwargs(args: argparse.Namespace) -> dict:
-    from pathlib import Path
-
     kwargs: dict = {}
     if args.json_schema is not None:
         kwargs["json_schema"] = _json_arg(args.json_schema, "--json-schema")
@@ -452,7 +209,7 @@ def run_generate(args: argparse.Namespace) -> None:
     from .generation.generate import stream_generate
     from .prompt import with_video_markers
 
-    model, tokenizer = _load(args)
+    model, tokenizer = load_model(args)
     prompt = args.prompt
     constrained = _constraint_kwargs(args)
     kwargs = {**_sampling_kwargs(args, _model_sampling(args)), **constrained,
@@ -495,7 +252,7 @@ def run_generate(args: argparse.Namespace) -> None:
 def run_batch(args: argparse.Namespace) -> None:
     from .generation.batch_job import run_batch_job
 
-    model, tokenizer = _load(args)
+    model, tokenizer = load_model(args)
     schema = _json_arg(args.json_schema, "--json-schema") if args.json_schema else None
     kw = _sampling_kwargs(args)
     counts = run_batch_job(
@@ -538,7 +295,7 @@ def run_chat(args: argparse.Namespace) -> None:
     from .prompt import with_video_markers
     from .serve.prefix_cache import PrefixCache
 
-    model, tokenizer = _load(args)
+    model, tokenizer = load_model(args)
     speculative = _speculative_kwargs(args, model, tokenizer)
     sampling = _sampling_kwargs(args, _model_sampling(args))
     cache = PrefixCache(2 << 30)  # each turn prefills only its new tokens
