@@ -29,9 +29,16 @@ from generate_vs_mlx_lm import float32_270m
 from gemma_mlx.config import ModelConfig
 from gemma_mlx.formats.calibrate import calibration_ids, quantize_calibrated
 from gemma_mlx.formats.default_model import cache_dir
-from gemma_mlx.formats.loading import _read_safetensors, build_model, load, weight_files
+from gemma_mlx.formats.loading import build_model, load, read_safetensors, weight_files
 from gemma_mlx.formats.quality import compare, heldout_sets, reference_log_probs
-from gemma_mlx.formats.quantize import RECIPES, Spec, _mixed, _uniform, quantize_planned
+from gemma_mlx.formats.quantize import (
+    RECIPES,
+    Spec,
+    Tally,
+    _mixed,
+    _uniform,
+    quantize_planned,
+)
 
 # Candidates explored: (policy, calibrated). The winners are the named RECIPES.
 CANDIDATES = {
@@ -46,24 +53,18 @@ PEERS = ("awq", "gptq", "dwq")
 
 
 def ours(refs, sets, config, ref_dir, tokenizer, policy, calibrated):
-    weights = _read_safetensors(weight_files(ref_dir))
+    weights = read_safetensors(weight_files(ref_dir))
     cfg = ModelConfig.from_dict(config)
     if calibrated:
         planned = quantize_calibrated(cfg, weights, policy, tokenizer, progress=False)
     else:
         planned = (t for n, w in weights.items() for t in quantize_planned(n, w, policy))
-    out, entries, bits, count = {}, {}, 0.0, 0
+    out, tally = {}, Tally()
     for name, arr, spec in planned:
         out[name] = arr
-        if spec is None:
-            bits, count = bits + 16 * arr.size, count + arr.size
-        elif name.endswith(".weight"):
-            n = arr.size * 32 // spec.bits
-            bits, count = bits + spec.bpw * n, count + n
-            entries[name[: -len(".weight")]] = {"group_size": spec.group_size, "bits": spec.bits}
-    cfg = ModelConfig.from_dict({**config, "quantization": {"group_size": 64, "bits": 4,
-                                                            **entries}})
-    return bits / count, score(refs, sets, build_model(cfg, out, "candidate"))
+        tally.add(name, arr, spec)
+    cfg = ModelConfig.from_dict({**config, "quantization": tally.quantization()})
+    return tally.bpw, score(refs, sets, build_model(cfg, out, "candidate"))
 
 
 def score(refs, sets, model) -> dict:

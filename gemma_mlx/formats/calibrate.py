@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..config import ModelConfig
 from ..errors import GemmaError
+from ..models.layers import RMSNorm
 from ..models.text import DecoderLayer
 from .calibration_text import CALIBRATION_TEXTS
 from .gguf_quants import pack_bits
@@ -200,8 +201,6 @@ def quantize_calibrated(config: ModelConfig, weights: dict[str, mx.array], polic
     # The tied head: its Hessian is that of the final normed hidden states.
     norm_name = f"{prefix}norm.weight"
     norm = weights.pop(norm_name)
-    from ..models.layers import RMSNorm
-
     rms = RMSNorm(tc.hidden_size, tc.rms_norm_eps)
     rms.weight = norm.astype(mx.float32)
     h = mx.zeros((tc.hidden_size, tc.hidden_size), mx.float32)

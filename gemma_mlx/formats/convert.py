@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from .quantize import (
     Planned,
     Recipe,
     Spec,
+    Tally,
     quantize_planned,
     quantize_tensor,
     recipe,
@@ -140,12 +140,6 @@ class ShardWriter:
                 json.dumps(index, indent=2, sort_keys=True))
 
 
-def _quant_config(entries: dict[str, dict[str, int]], bits: int, group_size: int) -> dict:
-    """mlx-lm's format: defaults plus one entry per module whose settings differ."""
-    own = {p: e for p, e in entries.items() if e != {"group_size": group_size, "bits": bits}}
-    return {"group_size": group_size, "bits": bits, "mode": "affine", **own}
-
-
 def convert(
     hf_path: str | Path, mlx_path: str | Path, *, quantize: bool = False,
     q_bits: int | None = None, q_group_size: int | None = None, dtype: str | None = None,
@@ -191,27 +185,16 @@ def convert(
         planned = tqdm(planned, desc="Converting", unit="tensor", disable=not progress)
     with atomic_directory(out, force) as tmp:
         writer = ShardWriter(tmp, max_shard_bytes)
-        entries: dict[str, dict[str, int]] = {}
-        bits = count = 0.0
+        tally = Tally()
         for name, arr, spec in _with_vision(planned, vision_specs, search):
             writer.add(name, arr)
-            if spec is None:
-                bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0
-                count += arr.size
-            elif name.endswith(".weight"):  # the packed levels: 32 / bits weights per word
-                n = arr.size * 32 // spec.bits
-                entries[name[: -len(".weight")]] = {"group_size": spec.group_size,
-                                                    "bits": spec.bits}
-                bits += spec.bpw * n
-                count += n
+            tally.add(name, arr, spec)
         writer.finish()
-        top = Counter((e["bits"], e["group_size"]) for e in entries.values()).most_common(1)
-        top_bits, top_group = top[0][0] if top else (4, 64)
-        _write_config(tmp, config, entries, top_bits, top_group, dtype, bool(entries),
-                      dequantize)
+        quantization = tally.quantization() if tally.entries else None
+        _write_config(tmp, config, quantization, dtype, dequantize)
         _copy_tokenizer(src, tmp, tokenizer)
-    return {"path": out, "bpw": bits / max(count, 1) if entries else None,
-            "bytes": writer.total, "shards": len(writer.shards), "quantized": len(entries),
+    return {"path": out, "bpw": tally.bpw, "bytes": writer.total,
+            "shards": len(writer.shards), "quantized": len(tally.entries),
             "recipe": rec.description if rec else None, "calibrated": calibrated}
 
 
@@ -252,15 +235,14 @@ def _with_vision(planned: Planned, vision_specs: list[Spec], search: bool) -> Pl
                 yield k, v, vspec
 
 
-def _write_config(directory: Path, config: dict, entries: dict, bits: int, group_size: int,
-                  dtype: str | None, quantized: bool, dequantized: bool) -> None:
+def _write_config(directory: Path, config: dict, quantization: dict | None,
+                  dtype: str | None, dequantized: bool) -> None:
     config = dict(config)
-    if quantized or dequantized:
+    if quantization or dequantized:
         config.pop("quantization", None)
         config.pop("quantization_config", None)
-    if quantized:
-        q = _quant_config(entries, bits, group_size)
-        config["quantization"] = config["quantization_config"] = q
+    if quantization:
+        config["quantization"] = config["quantization_config"] = quantization
     if dtype:
         config["torch_dtype"] = config["dtype"] = dtype
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))

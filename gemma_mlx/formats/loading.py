@@ -48,7 +48,8 @@ def resolve(path_or_repo: str | Path) -> Path:
         ) from None
 
 
-def _read_safetensors(files: list[Path]) -> dict[str, mx.array]:
+def read_safetensors(files: list[Path]) -> dict[str, mx.array]:
+    """Every tensor of `files`, each header checked first; lazy until evaluated."""
     weights: dict[str, mx.array] = {}
     for f in files:
         check_header(f)  # MLX's reader trusts the header; a crafted one must not reach it
@@ -74,7 +75,7 @@ def weight_files(path: Path) -> list[Path]:
     return files
 
 
-def _quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, Any]) -> None:
+def quantize_like(model: nn.Module, weights: dict[str, Any], quant: dict[str, Any]) -> None:
     """Turn into quantized layers exactly the modules whose weights come with scales."""
 
     own_specs = {text_key(k) or multimodal_key(k): v for k, v in quant.items()
@@ -106,7 +107,7 @@ def build_model(config: ModelConfig, weights: dict[str, Any], source: str) -> Ge
         model = Gemma3ForCausalLM(config.text)
     weights = model.sanitize(weights)
     if any(k.endswith(".scales") for k in weights):
-        _quantize_like(model, weights, config.quantization or {})
+        quantize_like(model, weights, config.quantization or {})
     try:
         model.load_weights(list(weights.items()), strict=True)
     except ValueError as e:
@@ -130,7 +131,7 @@ def load(
         model, tokenizer = load_gguf(path, progress=progress)
     elif path.is_dir():
         config = ModelConfig.from_file(path / "config.json")
-        model = build_model(config, _read_safetensors(weight_files(path)), str(path))
+        model = build_model(config, read_safetensors(weight_files(path)), str(path))
         tokenizer = Tokenizer.from_dir(path)
         if isinstance(model, ShieldGemma2ForImageClassification):
             model.policy_definitions = read_policy_definitions(path)

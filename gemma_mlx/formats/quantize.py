@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -198,29 +199,37 @@ def quantize_tensor(path: str, w: mx.array, spec: Spec, search: bool = True) -> 
             f"{path}.scales": mx.concatenate(scales), f"{path}.biases": mx.concatenate(biases)}
 
 
-def quantize_weights(
-    weights: dict[str, mx.array], policy: Policy, search: bool = True
-) -> tuple[dict[str, mx.array], dict[str, dict[str, int]], float]:
-    """Quantize the quantizable matrices as `policy` says (None keeps a matrix in float).
+class Tally:
+    """Bits per weight and mlx-lm's quantization entries of a stream of planned tensors."""
 
-    Returns the new weights, the per-module quantization entries and the bits per weight
-    over all parameters (16 for float ones).
-    """
-    out: dict[str, mx.array] = {}
-    entries: dict[str, dict[str, int]] = {}
-    bits = count = 0.0
-    for name, w in weights.items():
-        path = name[: -len(".weight")]
-        spec = policy(path) if name.endswith(".weight") and quantizable(path, w.shape) else None
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, int]] = {}
+        self.bits = self.count = 0
+
+    def add(self, name: str, arr: mx.array, spec: Spec | None) -> None:
         if spec is None:
-            out[name] = w
-            bits += 16 * w.size
-        else:
-            out.update(quantize_tensor(path, w, spec, search))
-            entries[path] = {"group_size": spec.group_size, "bits": spec.bits}
-            bits += spec.bpw * w.size
-        count += w.size
-    return out, entries, bits / max(count, 1)
+            self.bits += 16 * arr.size if mx.issubdtype(arr.dtype, mx.floating) else 0
+            self.count += arr.size
+        elif name.endswith(".weight"):  # the packed levels: 32 / bits weights per word
+            n = arr.size * 32 // spec.bits
+            self.entries[name[: -len(".weight")]] = {"group_size": spec.group_size,
+                                                     "bits": spec.bits}
+            self.bits += spec.bpw * n
+            self.count += n
+
+    @property
+    def bpw(self) -> float | None:
+        """Over all parameters, float ones at 16; None when nothing was quantized."""
+        return self.bits / max(self.count, 1) if self.entries else None
+
+    def quantization(self) -> dict:
+        """mlx-lm's format: the most common spec as the default (what a loader that reads
+        only the top level applies), plus one entry per module whose spec differs."""
+        top = Counter((e["bits"], e["group_size"]) for e in self.entries.values()).most_common(1)
+        bits, group_size = top[0][0] if top else (4, 64)
+        default = {"group_size": group_size, "bits": bits}
+        own = {p: e for p, e in self.entries.items() if e != default}
+        return {**default, "mode": "affine", **own}
 
 
 Planned = Iterator[tuple[str, mx.array, "Spec | None"]]

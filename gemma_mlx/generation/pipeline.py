@@ -18,7 +18,7 @@ from ..attention import Blocks
 from ..config import ModelConfig
 from ..distributed import broadcast, waiting
 from ..errors import GemmaError
-from ..formats.loading import _quantize_like, _read_safetensors, resolve, weight_files
+from ..formats.loading import quantize_like, read_safetensors, resolve, weight_files
 from ..models.text import Gemma3ForCausalLM
 from ..text.tokenizer import Tokenizer
 
@@ -183,7 +183,7 @@ def _read(path: Path) -> tuple[ModelConfig, dict[str, mx.array], Tokenizer | Non
     if not path.is_dir():
         raise GemmaError(f"{path}: expected a checkpoint directory or a .gguf file")
     config = ModelConfig.from_file(path / "config.json")
-    return config, _read_safetensors(weight_files(path)), Tokenizer.from_dir(path)
+    return config, read_safetensors(weight_files(path)), Tokenizer.from_dir(path)
 
 
 def load_pipeline(path_or_repo: str | Path, group: mx.distributed.Group
@@ -202,7 +202,7 @@ def load_pipeline(path_or_repo: str | Path, group: mx.distributed.Group
     part = Gemma3ForCausalLM(config.text)
     weights = part.sanitize(weights)
     if any(k.endswith(".scales") for k in weights):
-        _quantize_like(part, weights, config.quantization or {})
+        quantize_like(part, weights, config.quantization or {})
     try:  # every rank checks the whole checkpoint against the config: nothing is read yet
         part.load_weights(list(weights.items()), strict=True)
     except ValueError as e:
