@@ -1,7 +1,7 @@
 """The CPU quantized-matmul extension: kernel times, 270M 4-bit decode against mlx-lm (and
 llama.cpp if llama-cpp-python is installed), batched decode, prefill, token parity.
 
-    .venv/bin/python benchmarks/cpu_kernel.py [--gen-tokens 64] [--parity-tokens 256]
+    .venv/bin/python benchmarks/cpu_kernel.py [--gen-tokens 64] [--parity-tokens 256] [--repeats 5]
 
 "MLX's op" is the same gemma-mlx code with the extension switched off. Weights: mlx-lm's
 4-bit (groups of 64) conversion of the 270M, which every engine here loads, and gemma-mlx's
@@ -15,6 +15,7 @@ import gemma_mlx  # noqa: F401  (first: OpenBLAS for MLX on Linux)
 # isort: split
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -93,20 +94,55 @@ def mlx_lm_tps(path: Path, prompt: list[int], n: int) -> float:
     return (n - 1) / (time.perf_counter() - start)
 
 
-def llama_cpp_tps(prompt: list[int], n: int) -> float | None:
+def llama_cpp_decoder(prompt: list[int], n: int):
+    """A function timing one warm greedy llama.cpp decode (tok/s), or None without
+    llama-cpp-python."""
     try:
         from llama_cpp import Llama
     except ImportError:
         return None
     llm = Llama(str(default_gguf(cache_dir())), n_ctx=1024, n_threads=2, verbose=False)
-    for _ in range(2):  # the second run is warm
+
+    def run() -> float:
         llm.reset()
         llm.eval(prompt)
         start = time.perf_counter()
         for _ in range(n - 1):
             llm.eval([llm.sample(temp=0.0)])
-        elapsed = time.perf_counter() - start
-    return (n - 1) / elapsed
+        return (n - 1) / (time.perf_counter() - start)
+
+    run()  # warm
+    return run
+
+
+def head_to_head(model, prompt: list[int], n: int, repeats: int) -> None:
+    """Decode tok/s, alternating the engines `repeats` times (this VM's speed drifts by
+    +-20% within a minute, so one run each would compare drifts): medians."""
+    from gemma_mlx.models import layers
+
+    llama = llama_cpp_decoder(prompt, n)
+    compiled = layers.COMPILED_MAX_ROWS
+    runs: dict[str, list[float]] = {"gemma-mlx + kernel": [], "... without compiled norms/RoPE":
+                                    [], "llama.cpp (Q4_K_M GGUF, 2 threads)": []}
+    for _ in range(repeats):
+        for name, times in runs.items():
+            if name.startswith("llama"):
+                if llama is not None:
+                    times.append(llama())
+                continue
+            layers.COMPILED_MAX_ROWS = 0 if name.startswith("...") else compiled
+            times.append(decode_tps(model, prompt, n)[1])
+    layers.COMPILED_MAX_ROWS = compiled
+    ours = statistics.median(runs["gemma-mlx + kernel"])
+    print(f"\nDecode, mlx-lm 4-bit weights, {repeats} alternating runs of {n} tokens "
+          "(median, min-max):")
+    for name, times in runs.items():
+        if times:
+            med = statistics.median(times)
+            print(f"  {name}: {med:.1f} tok/s ({min(times):.1f}-{max(times):.1f}); ours / "
+                  f"this {ours / med:.2f}")
+    if llama is None:
+        print("  llama-cpp-python is not installed: llama.cpp not measured here")
 
 
 def batch_tps(model, prompts: list[list[int]], n: int) -> float:
@@ -172,6 +208,8 @@ def main() -> None:
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--parity-tokens", type=int, default=256)
     ap.add_argument("--prompt-tokens", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5, help="alternating decode runs against "
+                    "llama.cpp")
     args = ap.parse_args()
     print(f"kernel: {cpu_qmm.status()}")
     gbps = bandwidth()
@@ -193,10 +231,9 @@ def main() -> None:
             dec = decode_tps(model, prompt, n)[1]
             print(f"| {name} | {label} | {pre:.0f} | {dec:.1f} | {dec / their:.2f}x |")
     print(f"| mlx-lm 4-bit | mlx-lm | - | {their:.1f} | 1.00x |")
-    llama = llama_cpp_tps(prompt, n)
-    print(f"| GGUF Q4_K_M | llama.cpp | - | {llama:.1f} | - |" if llama else
-          "llama-cpp-python is not installed: llama.cpp not measured here")
     model, _ = load(weights["mlx-lm 4-bit"])
+    use_kernel(True)
+    head_to_head(model, prompt, n, args.repeats)
     for on in (False, True):
         use_kernel(on)
         print(f"decode step, {'kernel' if on else 'MLX op'}: {breakdown(model, prompt)}")

@@ -89,10 +89,20 @@ def generate_step(
     def step(ids: mx.array) -> mx.array:
         return sampler_step(model.model(ids[None], cache)[:, -1, :])
 
+    # Unless a step needs the previous token in Python (a grammar's mask, a repetition
+    # penalty, a pipeline's exchange), step n+1 is built on step n's lazy token and queued
+    # before that token is read: the graph building and dispatch (a third of a 270M token on
+    # the CPU) overlap the computation. The cache then holds one token past the last one
+    # read, which is that token's own KV (stream_generate keeps or trims it).
+    ahead = constraint is None and not processors and not hasattr(model, "agree")
     h = prefill(model, prompt, cache, prefill_step_size, input_embeddings, image_blocks)
     y = sampler_step(h)
     mx.async_eval(y)
     for n in range(max_tokens):
+        more = n + 1 < max_tokens
+        if ahead and more:
+            following = step(y)
+            mx.async_eval(following)
         token = y.item()
         tokens.append(token)
         if constraint is not None:
@@ -100,9 +110,10 @@ def generate_step(
             if constraint.is_finished:
                 yield token
                 return
-        if n + 1 < max_tokens:
-            y = step(mx.array([token]))
-            mx.async_eval(y)
+        if more:
+            y = following if ahead else step(mx.array([token]))
+            if not ahead:
+                mx.async_eval(y)
         yield token
 
 
