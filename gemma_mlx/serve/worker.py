@@ -71,6 +71,7 @@ class Worker:
         self.error: str | None = None
         self.metrics = {"requests": 0, "prompt_tokens": 0, "generation_tokens": 0,
                         "cached_tokens": 0, "rejected": 0}
+        self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="gemma-mlx-worker", daemon=True)
         self.thread.start()
 
@@ -78,7 +79,7 @@ class Worker:
 
     def submit(self, jobs: list[Job]) -> None:
         """Queue the jobs of one request, or raise Busy when the queue is full."""
-        if not self.thread.is_alive():
+        if not self.thread.is_alive() or self.stopped.is_set():
             raise Unavailable(self.health()[1])
         with self._lock:
             waiting = self.waiting
@@ -95,7 +96,8 @@ class Worker:
     def close(self) -> None:
         """Stop the thread after its current step (running jobs end without a reply)."""
         self.inbox.put(("stop", None))
-        self.thread.join(30)
+        if self.thread.is_alive():
+            self.stopped.wait(30)
 
     def cancel(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -110,6 +112,8 @@ class Worker:
         return len(self.engine.running) + len(self.solos)
 
     def health(self) -> tuple[bool, str]:
+        if self.stopped.is_set():
+            return False, "the server is shutting down"
         if not self.thread.is_alive():
             return False, f"the generation thread died: {self.error or 'unknown error'}"
         stalled = time.monotonic() - self.heartbeat
@@ -139,6 +143,15 @@ class Worker:
                 queued += [payload] if kind == "submit" else []
             for job in list(self.jobs.values()) + queued:  # nobody waits forever
                 job.sink((job.index, "error", (500, f"the generation thread died: {e}")))
+            return
+        # Told to stop: park here until the process ends. A thread that ran mx.compile'd
+        # functions frees MLX's thread-local compile cache as it exits, which takes the GIL;
+        # when that comes after the interpreter began finalizing (this stop is the server's
+        # last step), the process aborts: "terminate called without an active exception".
+        self.jobs.clear()
+        self.solos.clear()
+        self.stopped.set()
+        threading.Event().wait()
 
     def _drain(self, block: bool) -> bool:
         """Take what the handlers sent; False when told to stop."""
