@@ -110,10 +110,11 @@ def generate_step(
             if constraint.is_finished:
                 yield token
                 return
+        if more and not ahead:
+            following = step(mx.array([token]))
+            mx.async_eval(following)
         if more:
-            y = following if ahead else step(mx.array([token]))
-            if not ahead:
-                mx.async_eval(y)
+            y = following
         yield token
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -25,15 +27,10 @@ def _rms_norm(x: mx.array, weight: mx.array, eps: float) -> mx.array:
     return mx.fast.rms_norm(x, 1.0 + weight, eps)
 
 
-_ropes: dict[tuple, object] = {}
-
-
+@functools.cache
 def _compiled_rope(dims: int, base: float, scale: float):
-    key = (dims, base, scale)
-    if key not in _ropes:
-        _ropes[key] = mx.compile(lambda x, offset: mx.fast.rope(
-            x, dims, traditional=False, base=base, scale=scale, offset=offset))
-    return _ropes[key]
+    return mx.compile(lambda x, offset: mx.fast.rope(
+        x, dims, traditional=False, base=base, scale=scale, offset=offset))
 
 
 class RMSNorm(nn.Module):
