@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
+import mlx.nn as nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_vs_mlx_lm import mlx_lm_4bit  # noqa: E402
@@ -33,8 +34,10 @@ from gemma_mlx.generation.generate import generate_step  # noqa: E402
 from gemma_mlx.kernels import cpu_qmm  # noqa: E402
 
 
-def use_kernel(on: bool) -> None:
+def use_kernel(on: bool, int8: bool = False) -> None:
+    """Our kernel (with float or int8 activations) or MLX's op, for what runs next."""
     cpu_qmm._state.clear()
+    cpu_qmm._state["int8"] = int8
     if not on:
         cpu_qmm._state.update(module=None, reason="off for the benchmark")
 
@@ -57,7 +60,7 @@ def bandwidth() -> float:
 
 def kernels(gbps: float) -> None:
     print("\n| matrix (4-bit, groups of 64) | rows | MLX op ms | ours ms | speed-up | "
-          "floor ms |\n|---|---|---|---|---|---|")
+          "ours, int8 x ms | floor ms |\n|---|---|---|---|---|---|---|")
     for n, k in [(262144, 640), (2048, 640), (640, 2048), (1024, 640)]:
         w, s, b = mx.quantize(mx.random.normal((n, k)), group_size=64, bits=4)
         floor = (w.nbytes + s.nbytes + b.nbytes) / gbps / 1e6
@@ -65,9 +68,10 @@ def kernels(gbps: float) -> None:
             x = mx.random.normal((m, k))
             args = (x, w, s, b)
             theirs = ms(lambda a=args: mx.quantized_matmul(*a, group_size=64, bits=4))
-            ours = ms(lambda a=args: cpu_qmm.quantized_matmul(*a, 64, 4))
+            ours = ms(lambda a=args: cpu_qmm._load().quantized_matmul(*a, 64, 4, False))
+            int8 = ms(lambda a=args: cpu_qmm._load().quantized_matmul(*a, 64, 4, True))
             print(f"| {n}x{k} | {m} | {theirs:.2f} | {ours:.2f} | {theirs / ours:.1f}x | "
-                  f"{floor:.2f} |")
+                  f"{int8:.2f} | {floor:.2f} |")
 
 
 def decode_tps(model, prompt: list[int], n: int) -> tuple[float, float, list[int]]:
@@ -120,27 +124,30 @@ def head_to_head(model, prompt: list[int], n: int, repeats: int) -> None:
     +-20% within a minute, so one run each would compare drifts): medians."""
     from gemma_mlx.models import layers
 
+    llama_name = "llama.cpp (Q4_K_M GGUF, 2 threads)"
     llama = llama_cpp_decoder(prompt, n)
     compiled = layers.COMPILED_MAX_ROWS
-    runs: dict[str, list[float]] = {"gemma-mlx + kernel": [], "... without compiled norms/RoPE":
-                                    [], "llama.cpp (Q4_K_M GGUF, 2 threads)": []}
+    engines = {"gemma-mlx + kernel": (compiled, False),
+               "gemma-mlx + kernel, int8 activations": (compiled, True),
+               "... float, without compiled norms/RoPE": (0, False)}
+    runs: dict[str, list[float]] = {name: [] for name in [*engines, llama_name]}
     for _ in range(repeats):
-        for name, times in runs.items():
-            if name.startswith("llama"):
-                if llama is not None:
-                    times.append(llama())
-                continue
-            layers.COMPILED_MAX_ROWS = 0 if name.startswith("...") else compiled
-            times.append(decode_tps(model, prompt, n)[1])
+        for name, (rows, int8) in engines.items():
+            layers.COMPILED_MAX_ROWS = rows
+            use_kernel(True, int8)
+            runs[name].append(decode_tps(model, prompt, n)[1])
+        if llama is not None:
+            runs[llama_name].append(llama())
     layers.COMPILED_MAX_ROWS = compiled
-    ours = statistics.median(runs["gemma-mlx + kernel"])
+    use_kernel(True)
+    theirs = statistics.median(runs[llama_name]) if llama is not None else None
     print(f"\nDecode, mlx-lm 4-bit weights, {repeats} alternating runs of {n} tokens "
           "(median, min-max):")
     for name, times in runs.items():
         if times:
             med = statistics.median(times)
-            print(f"  {name}: {med:.1f} tok/s ({min(times):.1f}-{max(times):.1f}); ours / "
-                  f"this {ours / med:.2f}")
+            vs = f"; vs llama.cpp {med / theirs:.2f}x" if theirs else ""
+            print(f"  {name}: {med:.1f} tok/s ({min(times):.1f}-{max(times):.1f}){vs}")
     if llama is None:
         print("  llama-cpp-python is not installed: llama.cpp not measured here")
 
@@ -188,8 +195,8 @@ def breakdown(model, prompt: list[int]) -> str:
             f"the rest (attention, norms, RoPE, graph) {rest:.1f}")
 
 
-def parity(model, prompt: list[int], n: int) -> str:
-    use_kernel(True)
+def parity(model, prompt: list[int], n: int, int8: bool = False) -> str:
+    use_kernel(True, int8)
     ours = decode_tps(model, prompt, n)[2]
     use_kernel(False)
     theirs = decode_tps(model, prompt, n)[2]
@@ -201,6 +208,25 @@ def parity(model, prompt: list[int], n: int) -> str:
     logits = model(mx.array(ids)[None])[0, -1]
     top = mx.sort(logits)[-2:].tolist()
     return f"first divergence at token {same}, MLX op's logit margin there {top[1] - top[0]:.4f}"
+
+
+def int8_quality(model, ids: list[int], n: int = 512, chunk: int = 16) -> str:
+    """Teacher-forced next-token distributions with int8 against float activations (both on
+    our kernel: chunks of 16 rows stay below the dense-BLAS switch)."""
+    logps = {}
+    for int8 in (False, True):
+        use_kernel(True, int8)
+        cache, outs = model.make_cache(), []
+        for i in range(0, n, chunk):
+            h = model.model(mx.array(ids[i : i + chunk])[None], cache)
+            outs.append(nn.log_softmax(model.logits(h[0]).astype(mx.float32), axis=-1))
+        logps[int8] = mx.concatenate(outs)
+    use_kernel(True)
+    f, q = logps[False], logps[True]
+    top1 = (f.argmax(-1) == q.argmax(-1)).mean().item()
+    kl = (mx.exp(f) * (f - q)).sum(-1)
+    return (f"{n} held-out tokens: top-1 agreement {top1:.4f}, KL(float || int8) mean "
+            f"{kl.mean().item():.2e} nats, max {kl.max().item():.2e}")
 
 
 def main() -> None:
@@ -224,8 +250,10 @@ def main() -> None:
     their = mlx_lm_tps(weights["mlx-lm 4-bit"], prompt, n)
     for name, path in weights.items():
         model, _ = load(path)
-        for label, on in [("gemma-mlx + kernel", True), ("gemma-mlx, MLX op", False)]:
-            use_kernel(on)
+        for label, on, int8 in [("gemma-mlx + kernel", True, False), ("gemma-mlx + kernel, "
+                                 "int8 activations", True, True), ("gemma-mlx, MLX op", False,
+                                                                   False)]:
+            use_kernel(on, int8)
             decode_tps(model, prompt, 4)  # warm: one-time repacking, compiled functions
             pre = decode_tps(model, ids[: args.prompt_tokens], 2)[0]
             dec = decode_tps(model, prompt, n)[1]
@@ -234,15 +262,23 @@ def main() -> None:
     model, _ = load(weights["mlx-lm 4-bit"])
     use_kernel(True)
     head_to_head(model, prompt, n, args.repeats)
-    for on in (False, True):
-        use_kernel(on)
-        print(f"decode step, {'kernel' if on else 'MLX op'}: {breakdown(model, prompt)}")
+    for on, int8 in ((False, False), (True, False), (True, True)):
+        use_kernel(on, int8)
+        label = "MLX op" if not on else "kernel, int8 x" if int8 else "kernel"
+        print(f"decode step, {label}: {breakdown(model, prompt)}")
     prompts = [ids[i * 40 : i * 40 + 32] for i in range(8)]
-    one, eight = batch_tps(model, prompts[:1], 32), batch_tps(model, prompts, 32)
-    print(f"\nbatched decode, mlx-lm 4-bit weights: batch 1 {one:.1f} tok/s, batch 8 "
-          f"{eight:.1f} tok/s ({eight / one:.1f}x)")
+    for int8 in (False, True):
+        use_kernel(True, int8)
+        one, eight = batch_tps(model, prompts[:1], 32), batch_tps(model, prompts, 32)
+        print(f"\nbatched decode, mlx-lm 4-bit weights{', int8 x' if int8 else ''}: batch 1 "
+              f"{one:.1f} tok/s, batch 8 {eight:.1f} tok/s ({eight / one:.1f}x)")
+    use_kernel(True)
+    print(f"int8 against float activations, mlx-lm 4-bit: {int8_quality(model, ids)}")
     gguf_model = load(weights["gemma-mlx GGUF import"])[0]
     print(f"parity on the GGUF import: {parity(gguf_model, prompt, args.parity_tokens)}")
+    print(f"int8 activations on the GGUF import against MLX's op: "
+          f"{parity(gguf_model, prompt, args.parity_tokens, int8=True)}")
+    print(f"int8 against float activations, GGUF import: {int8_quality(gguf_model, ids)}")
     print(f"peak memory {mx.get_peak_memory() / 1e9:.2f} GB")
 
 

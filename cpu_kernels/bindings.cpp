@@ -1,6 +1,9 @@
 // The MLX primitive around the kernel, and its Python binding (module gemma_mlx._cpu_qmm).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+
+#include <optional>
 
 #include <stdexcept>
 
@@ -12,6 +15,7 @@
 #include "mlx/stream.h"
 #include "mlx/utils.h"
 #include "mlx/version.h"
+#include "attention.h"
 #include "qmm_kernel.h"
 #include "quant_search.h"
 
@@ -30,8 +34,8 @@ gemma_cpu::ScaleType scale_type(mx::Dtype t) {
 
 class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
  public:
-  GemmaQuantizedMatmul(mx::Stream s, int group_size, int bits)
-      : mx::UnaryPrimitive(s), group_size_(group_size), bits_(bits) {}
+  GemmaQuantizedMatmul(mx::Stream s, int group_size, int bits, bool int8)
+      : mx::UnaryPrimitive(s), group_size_(group_size), bits_(bits), int8_(int8) {}
 
   void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
     out.set_data(mx::allocator::malloc(out.nbytes()));
@@ -40,11 +44,12 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
     enc.set_output_array(out);
     enc.dispatch([x = mx::array::unsafe_weak_copy(in[0]), w = mx::array::unsafe_weak_copy(in[1]),
                   s = mx::array::unsafe_weak_copy(in[2]), b = mx::array::unsafe_weak_copy(in[3]),
-                  y = mx::array::unsafe_weak_copy(out), gs = group_size_, bits = bits_]() mutable {
+                  y = mx::array::unsafe_weak_copy(out), gs = group_size_, bits = bits_,
+                  int8 = int8_]() mutable {
       gemma_cpu::QmmArgs a{x.data<float>(), w.data<uint32_t>(), s.data<void>(), b.data<void>(),
                            y.data<float>(), static_cast<int>(x.shape(0)),
                            static_cast<int>(w.shape(0)), static_cast<int>(x.shape(1)), gs, bits,
-                           scale_type(s.dtype())};
+                           scale_type(s.dtype()), int8};
       if (!gemma_cpu::qmm(a)) throw std::runtime_error("gemma_mlx._cpu_qmm: unsupported shape");
     });
   }
@@ -71,7 +76,7 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
 
   bool is_equivalent(const mx::Primitive& other) const override {
     auto& o = static_cast<const GemmaQuantizedMatmul&>(other);
-    return group_size_ == o.group_size_ && bits_ == o.bits_;
+    return group_size_ == o.group_size_ && bits_ == o.bits_ && int8_ == o.int8_;
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
@@ -80,6 +85,78 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
 
  private:
   int group_size_, bits_;
+  bool int8_;
+};
+
+// softmax(scale q k^T + mask) v for a few queries (attention.cpp): q [B, Hq, Lq, D], k, v
+// [B, Hkv, S, D] float32 read in place, mask bool [Bm, Lq, S] or absent.
+class GemmaDecodeAttention : public mx::UnaryPrimitive {
+ public:
+  GemmaDecodeAttention(mx::Stream s, float scale) : mx::UnaryPrimitive(s), scale_(scale) {}
+
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : in) enc.set_input_array(a);
+    enc.set_output_array(out);
+    std::vector<mx::array> args;
+    for (auto& a : in) args.push_back(mx::array::unsafe_weak_copy(a));
+    enc.dispatch([args = std::move(args), y = mx::array::unsafe_weak_copy(out),
+                  scale = scale_]() mutable {
+      const mx::array &q = args[0], &k = args[1], &v = args[2];
+      gemma_cpu::AttentionArgs a{};
+      a.q = q.data<float>();
+      std::vector<float> kc, vc;  // copies only if D is strided (never for cache views)
+      a.k = inner_contiguous(k, kc, a.k_strides);
+      a.v = inner_contiguous(v, vc, a.v_strides);
+      if (args.size() > 3) {
+        a.mask = args[3].data<bool>();
+        a.mask_b_stride = args[3].shape(0) == 1 ? 0 : args[3].shape(1) * args[3].shape(2);
+      }
+      a.out = y.data<float>();
+      a.B = q.shape(0), a.Hq = q.shape(1), a.Lq = q.shape(2), a.D = q.shape(3);
+      a.Hkv = k.shape(1), a.S = k.shape(2), a.scale = scale;
+      gemma_cpu::decode_attention(a);
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("GemmaDecodeAttention runs on the CPU only");
+  }
+
+  const char* name() const override { return "GemmaDecodeAttention"; }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return scale_ == static_cast<const GemmaDecodeAttention&>(other).scale_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    return {in[0].shape()};
+  }
+
+ private:
+  // The data of a [B, H, S, D] array with D's stride 1: itself, or a copy into `buffer`.
+  static const float* inner_contiguous(const mx::array& a, std::vector<float>& buffer,
+                                       long* strides) {
+    if (a.strides(3) == 1 || a.shape(3) == 1) {
+      for (int i = 0; i < 3; ++i) strides[i] = a.strides(i);
+      return a.data<float>();
+    }
+    buffer.resize(a.size());
+    const float* src = a.data<float>();
+    long at = 0;
+    for (int b = 0; b < a.shape(0); ++b)
+      for (int h = 0; h < a.shape(1); ++h)
+        for (int s = 0; s < a.shape(2); ++s)
+          for (int d = 0; d < a.shape(3); ++d)
+            buffer[at++] = src[b * a.strides(0) + h * a.strides(1) + s * a.strides(2) +
+                               d * a.strides(3)];
+    strides[2] = a.shape(3), strides[1] = strides[2] * a.shape(2),
+    strides[0] = strides[1] * a.shape(1);
+    return buffer.data();
+  }
+
+  float scale_;
 };
 
 // `a` itself when it is already row-contiguous (weights are: no graph node per call).
@@ -88,18 +165,40 @@ mx::array contiguous(const mx::array& a, mx::Stream s) {
   return mx::contiguous(a, false, s);
 }
 
-// y [M, N] = x [M, K] @ dequantize(w, scales, biases).T on the current CPU stream.
+// y [M, N] = x [M, K] @ dequantize(w, scales, biases).T on the current CPU stream; `int8`:
+// x rounded to int8 per block of 32 where the kernel supports it (4 bits; 8 with VNNI).
 mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
-                           const mx::array& biases, int group_size, int bits) {
+                           const mx::array& biases, int group_size, int bits, bool int8) {
   if (x.ndim() != 2 || w.ndim() != 2 || x.dtype() != mx::float32 || w.dtype() != mx::uint32)
     throw std::invalid_argument("gemma_mlx._cpu_qmm: x must be float32 [M, K], w uint32 [N, *]");
   if (static_cast<long>(w.shape(1)) * 32 != static_cast<long>(x.shape(1)) * bits)
     throw std::invalid_argument("gemma_mlx._cpu_qmm: x's K does not match w");
   auto stream = mx::default_stream(mx::Device::cpu);
-  auto prim = std::make_shared<GemmaQuantizedMatmul>(stream, group_size, bits);
+  auto prim = std::make_shared<GemmaQuantizedMatmul>(stream, group_size, bits, int8);
   return mx::array({x.shape(0), w.shape(0)}, mx::float32, prim,
                    {contiguous(x, stream), contiguous(w, stream), contiguous(scales, stream),
                     contiguous(biases, stream)});
+}
+
+mx::array decode_attention(const mx::array& q, const mx::array& k, const mx::array& v,
+                           float scale, const std::optional<mx::array>& mask) {
+  const auto f32 = mx::float32;
+  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4 || q.dtype() != f32 ||
+      k.dtype() != f32 || v.dtype() != f32 || k.shape() != v.shape() ||
+      q.shape(0) != k.shape(0) || q.shape(3) != k.shape(3) || q.shape(1) % k.shape(1))
+    throw std::invalid_argument("gemma_mlx._cpu_qmm.decode_attention: q [B, Hq, L, D], k and "
+                                "v [B, Hkv, S, D] float32, Hq a multiple of Hkv");
+  auto stream = mx::default_stream(mx::Device::cpu);
+  std::vector<mx::array> in{contiguous(q, stream), k, v};
+  if (mask) {
+    const auto& m = *mask;
+    if (m.dtype() != mx::bool_ || m.ndim() != 3 || m.shape(1) != q.shape(2) ||
+        m.shape(2) != k.shape(2) || (m.shape(0) != 1 && m.shape(0) != q.shape(0)))
+      throw std::invalid_argument("gemma_mlx._cpu_qmm.decode_attention: mask must be bool "
+                                  "[1 or B, L, S]");
+    in.push_back(contiguous(m, stream));
+  }
+  return mx::array(q.shape(), f32, std::make_shared<GemmaDecodeAttention>(stream, scale), in);
 }
 
 template <class T, size_t N>
@@ -132,10 +231,13 @@ void quant_search(Buffer<const float, 2> g, int bits, int spans,
 NB_MODULE(_cpu_qmm, m) {
   m.doc() = "gemma-mlx's CPU quantized matmul (AVX2 + FMA, a thread pool)";
   m.def("quantized_matmul", &quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
-        "group_size"_a, "bits"_a);
+        "group_size"_a, "bits"_a, "int8"_a = false);
+  m.def("decode_attention", &decode_attention, "q"_a, "k"_a, "v"_a, "scale"_a,
+        "mask"_a = nb::none());
   m.def("quant_search", &quant_search, "g"_a, "bits"_a, "spans"_a, "packed"_a, "scales"_a,
         "biases"_a, "portable"_a = false);
   m.def("avx2", &gemma_cpu::avx2_available, "whether this CPU runs the AVX2 kernel");
+  m.def("vnni", &gemma_cpu::vnni_available, "whether the int8 kernel can use AVX-VNNI");
   m.def("threads", &gemma_cpu::pool_threads, "the kernel's thread count");
   m.attr("mlx_version") = mx::version();
 }

@@ -108,6 +108,15 @@ bool avx2_available() {
 #endif
 }
 
+bool vnni_available() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = avx2_available() && __builtin_cpu_supports("avxvnni");
+  return ok;
+#else
+  return false;
+#endif
+}
+
 void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1) {
   generic_rows(a, xsum, n0, n1);
 }
@@ -117,7 +126,10 @@ bool qmm(const QmmArgs& a) {
                        a.bits == 6 || a.bits == 8;
   if (!bits_ok || a.group_size < 32 || a.group_size > 128 || a.K % a.group_size) return false;
   const int groups = a.K / a.group_size;
-  std::vector<float> xsum(static_cast<size_t>(a.M) * groups);
+  // Per-call scratch, kept per thread (MLX's CPU stream calls from one): no malloc per call.
+  thread_local std::vector<float> xsum, xp, xd;
+  thread_local std::vector<int8_t> xq;
+  xsum.resize(static_cast<size_t>(a.M) * groups);
   for (int m = 0; m < a.M; ++m)
     for (int g = 0; g < groups; ++g) {
       float s = 0.0f;
@@ -126,22 +138,37 @@ bool qmm(const QmmArgs& a) {
       xsum[m * groups + g] = s;
     }
   const bool words = a.bits == 2 || a.bits == 4 || a.bits == 8;
-  const bool fast = avx2_available() && a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
-  std::vector<float> xp;
-  if (fast) {
+  const bool int8 = a.int8_x && a.K % (a.bits == 4 ? 64 : 32) == 0 &&
+                    ((a.bits == 4 && avx2_available()) || (a.bits == 8 && vnni_available()));
+  const bool fast = !int8 && avx2_available() && a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
+  if (int8) {
+    xq.resize(static_cast<size_t>(a.M) * a.K);
+    xd.resize(static_cast<size_t>(a.M) * a.K / 4);
+    quantize_x_avx2(a, xq.data(), xd.data());
+  } else if (fast) {
     xp.resize(static_cast<size_t>(a.M) * a.K);
     permute_x_avx2(a, xp.data());
   }
-  const long work = static_cast<long>(a.M) * a.N * a.K;
+  // Pointers, not the thread_local names: the pool's threads would read their own copies.
+  const Int8X x8{xq.data(), xd.data()};
+  const float *sums = xsum.data(), *xperm = xp.data();
+  // The int8 kernel does about a third of the float one's work per multiply-add.
+  const long work = static_cast<long>(a.M) * a.N * a.K / (int8 ? 3 : 1);
   const int parts = work < SERIAL_WORK ? 1 : std::min(pool().size(), std::max(1, a.N / 8));
   const int chunk = (a.N + parts - 1) / parts;
   auto rows = [&](int part) {
     const int n0 = part * chunk, n1 = std::min(a.N, n0 + chunk);
     if (n0 >= n1) return;
-    if (fast) {
-      qmm_rows_avx2(a, xp.data(), xsum.data(), n0, n1);
+    if (int8) {
+      if (vnni_available()) {
+        qmm_int8_rows_vnni(a, x8, sums, n0, n1);
+      } else {
+        qmm_int8_rows_avx2(a, x8, sums, n0, n1);
+      }
+    } else if (fast) {
+      qmm_rows_avx2(a, xperm, sums, n0, n1);
     } else {
-      qmm_rows_scalar(a, xsum.data(), n0, n1);
+      qmm_rows_scalar(a, sums, n0, n1);
     }
   };
   if (parts == 1) {

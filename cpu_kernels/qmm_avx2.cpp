@@ -15,20 +15,13 @@
 #include "qmm_generic.h"
 #include "qmm_kernel.h"
 #include "qmm_scales.h"
+#include "qmm_simd.h"
 
 namespace gemma_cpu {
 
 namespace {
 
 constexpr int MAX_TILE = 8;  // activation rows sharing one unpacked weight block
-
-inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
-}
 
 // Scales of the 8 lanes of a block: lanes of the same group share one.
 inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_block) {
@@ -51,10 +44,8 @@ inline void store(const QmmArgs& a, const __m256* acc, int tile, int m0, int n,
   const long g_row = static_cast<long>(n) * groups;
   for (int t = 0; t < tile; ++t) {
     const int m = m0 + t;
-    float bias = 0.0f;
-    for (int g = 0; g < groups; ++g)
-      bias += load_scale(a.biases, a.scale_type, g_row + g) * xsum[m * groups + g];
-    a.y[static_cast<long>(m) * a.N + n] = hsum(acc[t]) + bias;
+    a.y[static_cast<long>(m) * a.N + n] =
+        hsum(acc[t]) + bias_dot(a, g_row, xsum + m * groups, groups);
   }
 }
 

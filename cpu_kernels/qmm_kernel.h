@@ -18,6 +18,14 @@ struct QmmArgs {
   float* y;               // [M, N]
   int M, N, K, group_size, bits;
   ScaleType scale_type;
+  bool int8_x = false;    // opt-in: x rounded to int8 per block of 32 where supported
+};
+
+// x rounded to int8 for the int8 kernels (qmm_int8.h): per chunk of 64 (4 bits) or 32 (8
+// bits) values, the int8 values q [M, chunks, chunk] and the 8 lanes' scales d [M, chunks, 8].
+struct Int8X {
+  const int8_t* q;
+  const float* d;
 };
 
 // True when the AVX2+FMA kernel can run here (CPU support checked at run time).
@@ -31,6 +39,13 @@ bool qmm(const QmmArgs& a);
 void qmm_rows_avx2(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1);
 void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1);
 void permute_x_avx2(const QmmArgs& a, float* xp);
+
+// The int8 kernels: 4 bits on AVX2; 4 and 8 bits with AVX-VNNI.
+bool vnni_available();
+void qmm_int8_rows_avx2(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1);
+void qmm_int8_rows_vnni(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1);
+// x rounded to int8 in the layout of Int8X: q [M * K], d [M * K / chunk * 8].
+void quantize_x_avx2(const QmmArgs& a, int8_t* q, float* d);
 
 int pool_threads();
 

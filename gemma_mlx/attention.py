@@ -16,6 +16,7 @@ import numpy as np
 
 from .cache import Cache, RotatingKVCache
 from .errors import GemmaError
+from .kernels.cpu_attention import sdpa
 from .kernels.local_attention import local_attention
 from .kernels.ring_decode import ring_decode
 
@@ -84,7 +85,7 @@ def attend(
     q_start = cache.offset
     keys, values, k_start = cache.update_and_fetch(k, v)
     if n == 1:  # global decode: every cached key is visible
-        return mx.fast.scaled_dot_product_attention(q, keys, values, scale=scale)
+        return sdpa(q, keys, values, scale=scale)
     kw = dict(scale=scale, q_start=q_start, k_start=k_start, window=window)
     out = local_attention(q, keys, values, **kw)
     return _image_rows(out, q, keys, values, blocks=blocks, **kw)

@@ -95,3 +95,64 @@ def test_the_fallback_when_turned_off(monkeypatch):
     assert not cpu_qmm.available() and "off" in cpu_qmm.status()
     got = cpu_qmm.quantized_matmul(x, w, s, b, 64, 4)
     _check(got, _reference(x, w, s, b, 64, 4), 128)
+
+
+def _int8_x(x: mx.array) -> np.ndarray:
+    """x rounded as the int8 kernels do, per block of 32 in float32: d = amax / 127, q =
+    round-half-even(x * (1 / d)); returned as q * d in float64."""
+    xb = np.array(x, dtype=np.float32).reshape(x.shape[0], -1, 32)
+    d = np.abs(xb).max(-1, keepdims=True) / np.float32(127)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d > 0)
+    return (np.rint(xb * inv).astype(np.float64) * d).reshape(x.shape)
+
+
+def _int8_reference(x, w, s, b, group: int, bits: int) -> np.ndarray:
+    """float64 of what the int8 kernel computes: scales times the levels' dot products with
+    the rounded x, plus the biases times the exact sums of x."""
+    s32, b32 = s.astype(mx.float32), b.astype(mx.float32)
+    levels = np.array(mx.dequantize(w, mx.ones_like(s32), mx.zeros_like(b32), group_size=group,
+                                    bits=bits), dtype=np.float64)
+    scales, biases = (np.repeat(np.array(a, dtype=np.float64), group, axis=1) for a in (s32, b32))
+    return _int8_x(x) @ (scales * levels).T + np.array(x, dtype=np.float64) @ biases.T
+
+
+def _int8_bits() -> list[int]:
+    return [4, 8] if ext.vnni() else [4]  # 8-bit levels times int8 need VNNI's dot product
+
+
+@pytest.mark.parametrize("bits", _int8_bits())
+@pytest.mark.parametrize("group", [32, 64, 128])
+def test_int8_activations_every_group_size(bits, group):
+    x, w, s, b = _case(3, 70, 384, bits, group, mx.bfloat16)
+    got = ext.quantized_matmul(x, w, s, b, group, bits, True)
+    _check(got, _int8_reference(x, w, s, b, group, bits), 384)
+    # Against the float product: within the proven bound sum_k |w_k| d_k / 2 (each x_k moves
+    # by at most half its block's step d_k), plus float32 rounding.
+    ref = _reference(x, w, s, b, group, bits)
+    dense = np.abs(np.array(mx.dequantize(w, s.astype(mx.float32), b.astype(mx.float32),
+                                          group_size=group, bits=bits), dtype=np.float64))
+    steps = np.repeat(np.abs(np.array(x, np.float32)).reshape(3, -1, 32).max(-1) / 127, 32, 1)
+    bound = steps @ dense.T / 2 + 2e-6 * np.sqrt(384) * np.abs(ref).max() + 1e-5
+    err = np.abs(np.array(got, dtype=np.float64) - ref)
+    assert (err <= bound).all() and err.max() > 0  # rounded: not the float path
+
+
+@pytest.mark.parametrize("m", [1, 2, 8, 9, 17, 33])
+def test_int8_activations_row_counts(m):
+    for bits in _int8_bits():
+        x, w, s, b = _case(m, 1237, 640, bits, 64, seed=m)
+        _check(ext.quantized_matmul(x, w, s, b, 64, bits, True),
+               _int8_reference(x, w, s, b, 64, bits), 640)
+
+
+def test_int8_activations_fall_back_to_float_where_unsupported(monkeypatch):
+    x, w, s, b = _case(2, 40, 96, 4, 32)  # K = 96: not whole chunks of 64
+    _check(ext.quantized_matmul(x, w, s, b, 32, 4, True), _reference(x, w, s, b, 32, 4), 96)
+    x, w, s, b = _case(2, 40, 256, 5, 64)  # 5 bits: the float kernel
+    _check(ext.quantized_matmul(x, w, s, b, 64, 5, True), _reference(x, w, s, b, 64, 5), 256)
+    monkeypatch.setenv("GEMMA_MLX_CPU_INT8", "1")
+    monkeypatch.setattr(cpu_qmm, "_state", {})
+    x, w, s, b = _case(2, 40, 256, 4, 64)
+    got = cpu_qmm.quantized_matmul(x, w, s, b, 64, 4)
+    assert cpu_qmm.int8_activations() and "int8" in cpu_qmm.status()
+    _check(got, _int8_reference(x, w, s, b, 64, 4), 256)

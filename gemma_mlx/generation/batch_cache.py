@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from ..cache import Cache, KVCache, RotatingKVCache
+from ..kernels.cpu_attention import sdpa
 
 STEP = 256  # global-layer capacity grows in multiples of this
 
@@ -84,8 +85,7 @@ class BatchLayerCache:
             mask = (held >= 0) & (held > p - self.window)
         else:
             mask = s <= p
-        out = mx.fast.scaled_dot_product_attention(qf, keys, values, scale=scale,
-                                                   mask=mask[:, None, None, :])
+        out = sdpa(qf, keys, values, scale=scale, mask=mask[:, None, None, :])
         return out if full or sparse else out[r]
 
     def extract(self, row: int, offset: int) -> Cache:

@@ -40,6 +40,15 @@ def _load() -> Any:
     return module
 
 
+def int8_activations() -> bool:
+    """Whether activations are rounded to int8 per block of 32 before the 4- and 8-bit
+    matmuls, as llama.cpp does (GEMMA_MLX_CPU_INT8=1; off by default: the float kernel is
+    exact to float32 rounding and token-identical to MLX's op)."""
+    if "int8" not in _state:
+        _state["int8"] = os.environ.get("GEMMA_MLX_CPU_INT8", "0").lower() in ("1", "on", "true")
+    return _state["int8"]
+
+
 def available() -> bool:
     return _load() is not None
 
@@ -49,7 +58,9 @@ def status() -> str:
     module = _load()
     if module is None:
         return f"MLX's op ({_state['reason']})"
-    return f"gemma-mlx AVX2 extension, {module.threads()} threads"
+    int8 = (f", int8 activations ({'VNNI' if module.vnni() else 'AVX2'})"
+            if int8_activations() else "")
+    return f"gemma-mlx AVX2 extension, {module.threads()} threads{int8}"
 
 
 def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array,
@@ -63,7 +74,7 @@ def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
                                    group_size=group_size, bits=bits)
     lead = x.shape[:-1]
     y = module.quantized_matmul(x.reshape(-1, x.shape[-1]), w, scales, biases, group_size,
-                                bits)
+                                bits, int8_activations())
     return y.reshape(*lead, w.shape[0])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
+from .cpu_attention import sdpa
 from .loader import kernel_supports
 
 
@@ -22,13 +23,13 @@ def ring_decode_reference(
     """
     lq, filled = q.shape[2], k.shape[2]
     if lq == 1 and not (window and offset > window and size > window):
-        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)  # all slots visible
+        return sdpa(q, k, v, scale=scale)  # all slots visible
     kp = ring_positions(size, filled, offset)[None, :]
     qp = mx.arange(offset - lq, offset)[:, None]
     mask = kp <= qp
     if window:
         mask = mask & (kp > qp - window)
-    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    return sdpa(q, k, v, scale=scale, mask=mask)
 
 
 def ring_decode(
