@@ -55,7 +55,10 @@ inline void axpy(float p, const float* x, float* y, int n) {
 // running max m, the sum of exp(score - m) l, and the unnormalised output o [D].
 void partial(const AttentionArgs& a, int b, int h, int s0, int s1, float* m, float* l, float* o) {
   const int rep = a.Hq / a.Hkv, R = rep * a.Lq, n = s1 - s0;
-  const float* q = a.q + (static_cast<long>(b) * a.Hq + static_cast<long>(h) * rep) * a.Lq * a.D;
+  auto q_row = [&](int r) {  // row r: query head h * rep + r / Lq, query r % Lq
+    return a.q + b * a.q_strides[0] + (h * rep + r / a.Lq) * a.q_strides[1] +
+           (r % a.Lq) * a.q_strides[2];
+  };
   const float* k = a.k + b * a.k_strides[0] + h * a.k_strides[1];
   const float* v = a.v + b * a.v_strides[0] + h * a.v_strides[1];
   const bool* mask = a.mask ? a.mask + b * a.mask_b_stride : nullptr;
@@ -65,7 +68,7 @@ void partial(const AttentionArgs& a, int b, int h, int s0, int s1, float* m, flo
     const float* ks = k + (s0 + s) * a.k_strides[2];
     for (int r = 0; r < R; ++r) {
       const bool on = !mask || mask[static_cast<long>(r % a.Lq) * a.S + s0 + s];
-      p[static_cast<size_t>(r) * n + s] = on ? a.scale * dot(q + static_cast<long>(r) * a.D, ks, a.D)
+      p[static_cast<size_t>(r) * n + s] = on ? a.scale * dot(q_row(r), ks, a.D)
                                              : neg_inf;
     }
   }

@@ -4,10 +4,10 @@
 namespace gemma_cpu {
 
 struct AttentionArgs {
-  const float* q;            // [B, Hq, Lq, D], row-contiguous
+  const float* q;            // [B, Hq, Lq, D] with strides q_strides (D's stride is 1)
   const float* k;            // [B, Hkv, S, D] with strides k_strides (D's stride is 1)
   const float* v;            // like k
-  long k_strides[3], v_strides[3];  // of B, Hkv and S, in elements
+  long q_strides[3], k_strides[3], v_strides[3];  // of the first 3 dims, in elements
   const bool* mask;          // [Bm, Lq, S] (true: attend) or null; Bm is 1 or B
   long mask_b_stride;        // 0 when Bm is 1
   float* out;                // [B, Hq, Lq, D]

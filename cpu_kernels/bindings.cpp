@@ -32,6 +32,21 @@ gemma_cpu::ScaleType scale_type(mx::Dtype t) {
   throw std::invalid_argument("gemma_mlx._cpu_qmm: scales must be float32, float16 or bfloat16");
 }
 
+// The elements of a (any strides) in row-major order, into buffer.
+const float* gather(const mx::array& a, std::vector<float>& buffer) {
+  buffer.resize(a.size());
+  const float* src = a.data<float>();
+  const int nd = a.ndim();
+  std::vector<int> idx(nd, 0);
+  for (size_t i = 0; i < a.size(); ++i) {
+    long at = 0;
+    for (int d = 0; d < nd; ++d) at += idx[d] * a.strides(d);
+    buffer[i] = src[at];
+    for (int d = nd - 1; d >= 0 && ++idx[d] == a.shape(d); --d) idx[d] = 0;
+  }
+  return buffer.data();
+}
+
 class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
  public:
   GemmaQuantizedMatmul(mx::Stream s, int group_size, int bits, bool int8)
@@ -46,10 +61,13 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
                   s = mx::array::unsafe_weak_copy(in[2]), b = mx::array::unsafe_weak_copy(in[3]),
                   y = mx::array::unsafe_weak_copy(out), gs = group_size_, bits = bits_,
                   int8 = int8_]() mutable {
-      gemma_cpu::QmmArgs a{x.data<float>(), w.data<uint32_t>(), s.data<void>(), b.data<void>(),
-                           y.data<float>(), static_cast<int>(x.shape(0)),
-                           static_cast<int>(w.shape(0)), static_cast<int>(x.shape(1)), gs, bits,
-                           scale_type(s.dtype()), int8};
+      const int K = x.shape(-1);
+      thread_local std::vector<float> copy;  // x in rows, when it is a strided view
+      const float* xs = x.flags().row_contiguous ? x.data<float>() : gather(x, copy);
+      gemma_cpu::QmmArgs a{xs, w.data<uint32_t>(), s.data<void>(), b.data<void>(),
+                           y.data<float>(), static_cast<int>(x.size() / K),
+                           static_cast<int>(w.shape(0)), K, gs, bits, scale_type(s.dtype()),
+                           int8};
       if (!gemma_cpu::qmm(a)) throw std::runtime_error("gemma_mlx._cpu_qmm: unsupported shape");
     });
   }
@@ -80,7 +98,9 @@ class GemmaQuantizedMatmul : public mx::UnaryPrimitive {
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
-    return {{in[0].shape(0), in[1].shape(0)}};
+    auto shape = in[0].shape();
+    shape.back() = in[1].shape(0);
+    return {shape};
   }
 
  private:
@@ -105,8 +125,8 @@ class GemmaDecodeAttention : public mx::UnaryPrimitive {
                   scale = scale_]() mutable {
       const mx::array &q = args[0], &k = args[1], &v = args[2];
       gemma_cpu::AttentionArgs a{};
-      a.q = q.data<float>();
-      std::vector<float> kc, vc;  // copies only if D is strided (never for cache views)
+      std::vector<float> qc, kc, vc;  // copies only if D is strided (never for cache views)
+      a.q = inner_contiguous(q, qc, a.q_strides);
       a.k = inner_contiguous(k, kc, a.k_strides);
       a.v = inner_contiguous(v, vc, a.v_strides);
       if (args.size() > 3) {
@@ -165,18 +185,23 @@ mx::array contiguous(const mx::array& a, mx::Stream s) {
   return mx::contiguous(a, false, s);
 }
 
-// y [M, N] = x [M, K] @ dequantize(w, scales, biases).T on the current CPU stream; `int8`:
-// x rounded to int8 per block of 32 where the kernel supports it (4 bits; 8 with VNNI).
+// y [..., N] = x [..., K] @ dequantize(w, scales, biases).T on the current CPU stream; `int8`:
+// x rounded to int8 per block of 32 where the kernel supports it (4 bits; 8 with VNNI). x
+// goes in as it is (a strided view is gathered at run time): a decode step calls this 127
+// times, and a Contiguous and two Reshape nodes each would cost more than the copy.
 mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
                            const mx::array& biases, int group_size, int bits, bool int8) {
-  if (x.ndim() != 2 || w.ndim() != 2 || x.dtype() != mx::float32 || w.dtype() != mx::uint32)
-    throw std::invalid_argument("gemma_mlx._cpu_qmm: x must be float32 [M, K], w uint32 [N, *]");
-  if (static_cast<long>(w.shape(1)) * 32 != static_cast<long>(x.shape(1)) * bits)
+  if (x.ndim() < 1 || w.ndim() != 2 || x.dtype() != mx::float32 || w.dtype() != mx::uint32)
+    throw std::invalid_argument("gemma_mlx._cpu_qmm: x must be float32 [..., K], w uint32 "
+                                "[N, *]");
+  if (static_cast<long>(w.shape(1)) * 32 != static_cast<long>(x.shape(-1)) * bits)
     throw std::invalid_argument("gemma_mlx._cpu_qmm: x's K does not match w");
   auto stream = mx::default_stream(mx::Device::cpu);
   auto prim = std::make_shared<GemmaQuantizedMatmul>(stream, group_size, bits, int8);
-  return mx::array({x.shape(0), w.shape(0)}, mx::float32, prim,
-                   {contiguous(x, stream), contiguous(w, stream), contiguous(scales, stream),
+  auto shape = x.shape();
+  shape.back() = w.shape(0);
+  return mx::array(shape, mx::float32, prim,
+                   {x, contiguous(w, stream), contiguous(scales, stream),
                     contiguous(biases, stream)});
 }
 
@@ -189,7 +214,7 @@ mx::array decode_attention(const mx::array& q, const mx::array& k, const mx::arr
     throw std::invalid_argument("gemma_mlx._cpu_qmm.decode_attention: q [B, Hq, L, D], k and "
                                 "v [B, Hkv, S, D] float32, Hq a multiple of Hkv");
   auto stream = mx::default_stream(mx::Device::cpu);
-  std::vector<mx::array> in{contiguous(q, stream), k, v};
+  std::vector<mx::array> in{q, k, v};
   if (mask) {
     const auto& m = *mask;
     if (m.dtype() != mx::bool_ || m.ndim() != 3 || m.shape(1) != q.shape(2) ||
@@ -237,6 +262,8 @@ NB_MODULE(_cpu_qmm, m) {
   m.def("quant_search", &quant_search, "g"_a, "bits"_a, "spans"_a, "packed"_a, "scales"_a,
         "biases"_a, "portable"_a = false);
   m.def("avx2", &gemma_cpu::avx2_available, "whether this CPU runs the AVX2 kernel");
+  m.def("avx512", &gemma_cpu::avx512_available, "whether this CPU runs the AVX-512 kernel");
+  m.def("set_avx512", &gemma_cpu::set_avx512, "on"_a, "use the AVX-512 kernel where available");
   m.def("vnni", &gemma_cpu::vnni_available, "whether the int8 kernel can use AVX-VNNI");
   m.def("threads", &gemma_cpu::pool_threads, "the kernel's thread count");
   m.attr("mlx_version") = mx::version();

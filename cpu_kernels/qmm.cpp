@@ -1,6 +1,7 @@
 // Dispatch: per-group sums of x, the rearranged x for the AVX2 kernel, and the weight rows
 // split over a persistent thread pool (threads are created once, not per call).
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
@@ -14,6 +15,8 @@
 namespace gemma_cpu {
 
 namespace {
+
+std::atomic<bool> avx512_on{true};
 
 class Pool {
  public:
@@ -108,6 +111,8 @@ bool avx2_available() {
 #endif
 }
 
+void set_avx512(bool on) { avx512_on = on; }
+
 bool vnni_available() {
 #if defined(__x86_64__) || defined(_M_X64)
   static const bool ok = avx2_available() && __builtin_cpu_supports("avxvnni");
@@ -140,14 +145,20 @@ bool qmm(const QmmArgs& a) {
   const bool words = a.bits == 2 || a.bits == 4 || a.bits == 8;
   const bool int8 = a.int8_x && a.K % (a.bits == 4 ? 64 : 32) == 0 &&
                     ((a.bits == 4 && avx2_available()) || (a.bits == 8 && vnni_available()));
-  const bool fast = !int8 && avx2_available() && a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
+  const bool wide = !int8 && words && avx512_on && avx512_available() && a.K % (16 * (32 / a.bits)) == 0;
+  const bool fast = !int8 && !wide && avx2_available() &&
+                    a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
   if (int8) {
     xq.resize(static_cast<size_t>(a.M) * a.K);
     xd.resize(static_cast<size_t>(a.M) * a.K / 4);
     quantize_x_avx2(a, xq.data(), xd.data());
-  } else if (fast) {
+  } else if (wide || fast) {
     xp.resize(static_cast<size_t>(a.M) * a.K);
-    permute_x_avx2(a, xp.data());
+    if (wide) {
+      permute_x_avx512(a, xp.data());
+    } else {
+      permute_x_avx2(a, xp.data());
+    }
   }
   // Pointers, not the thread_local names: the pool's threads would read their own copies.
   const Int8X x8{xq.data(), xd.data()};
@@ -165,6 +176,8 @@ bool qmm(const QmmArgs& a) {
       } else {
         qmm_int8_rows_avx2(a, x8, sums, n0, n1);
       }
+    } else if (wide) {
+      qmm_rows_avx512(a, xperm, sums, n0, n1);
     } else if (fast) {
       qmm_rows_avx2(a, xperm, sums, n0, n1);
     } else {

@@ -40,6 +40,14 @@ void qmm_rows_avx2(const QmmArgs& a, const float* xp, const float* xsum, int n0,
 void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1);
 void permute_x_avx2(const QmmArgs& a, float* xp);
 
+// The AVX-512 float kernel (2, 4 and 8 bits), where the CPU has AVX-512 F, BW and VL.
+bool avx512_available();
+// Whether qmm uses it where available (default on; the tests and benchmarks switch it off to
+// run the AVX2 kernel on the same machine).
+void set_avx512(bool on);
+void permute_x_avx512(const QmmArgs& a, float* xp);
+void qmm_rows_avx512(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1);
+
 // The int8 kernels: 4 bits on AVX2; 4 and 8 bits with AVX-VNNI.
 bool vnni_available();
 void qmm_int8_rows_avx2(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1);

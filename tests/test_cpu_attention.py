@@ -69,3 +69,9 @@ def test_what_the_kernel_does_not_take_goes_to_mlx(monkeypatch):
     _check(cpu_attention.sdpa(q[:, :, :1], k, v, scale=0.3), _reference(q[:, :, :1], k, v, 0.3))
     with pytest.raises(ValueError, match="Hkv"):
         ext.decode_attention(q, k[:, :1].astype(mx.float16), v, 0.3)
+
+
+def test_a_transposed_query_as_the_projections_give_it():
+    q = mx.random.normal((2, 3, 8, 32)).transpose(0, 2, 1, 3)  # [B, L, H, D] -> [B, H, L, D]
+    k, v = mx.random.normal((2, 4, 30, 32)), mx.random.normal((2, 4, 30, 32))
+    _check(cpu_attention.sdpa(q, k, v, scale=0.2), _reference(q, k, v, 0.2))

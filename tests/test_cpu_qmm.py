@@ -14,6 +14,16 @@ if not ext.avx2():
     pytest.skip("this CPU has no AVX2", allow_module_level=True)
 
 
+@pytest.fixture(params=["avx512", "avx2"], autouse=True)
+def isa(request):
+    """Every test on both float kernels where the CPU has AVX-512 (once elsewhere)."""
+    if request.param == "avx512" and not ext.avx512():
+        pytest.skip("this CPU has no AVX-512")
+    ext.set_avx512(request.param == "avx512")
+    yield request.param
+    ext.set_avx512(True)
+
+
 def _case(m: int, n: int, k: int, bits: int, group: int, dtype=mx.float32, seed: int = 0):
     mx.random.seed(seed)
     x = mx.random.normal((m, k))

@@ -60,7 +60,8 @@ def status() -> str:
         return f"MLX's op ({_state['reason']})"
     int8 = (f", int8 activations ({'VNNI' if module.vnni() else 'AVX2'})"
             if int8_activations() else "")
-    return f"gemma-mlx AVX2 extension, {module.threads()} threads{int8}"
+    isa = "AVX-512" if module.avx512() else "AVX2"
+    return f"gemma-mlx {isa} extension, {module.threads()} threads{int8}"
 
 
 def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array,
@@ -72,10 +73,7 @@ def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
             or mx.default_device() != mx.cpu):
         return mx.quantized_matmul(x, w, scales, biases, transpose=True,
                                    group_size=group_size, bits=bits)
-    lead = x.shape[:-1]
-    y = module.quantized_matmul(x.reshape(-1, x.shape[-1]), w, scales, biases, group_size,
-                                bits, int8_activations())
-    return y.reshape(*lead, w.shape[0])
+    return module.quantized_matmul(x, w, scales, biases, group_size, bits, int8_activations())
 
 
 def quant_search(g: np.ndarray, bits: int, spans: int, portable: bool = False

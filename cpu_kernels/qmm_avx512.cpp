@@ -1,0 +1,116 @@
+// The AVX-512 float kernel for 2, 4 and 8 bits (values inside uint32 words): qmm_avx2.cpp's
+// scheme on 16 lanes, so a block is 16 words = 16 * vpw values. Compiled with -mavx512f
+// -mavx512bw -mavx512vl, called only after a run-time CPU check; where the cores have
+// 512-bit FMA pipes (Zen 5, Intel server parts) it halves the instructions per value.
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "qmm_kernel.h"
+#include "qmm_scales.h"
+#include "qmm_simd.h"
+
+namespace gemma_cpu {
+
+namespace {
+
+constexpr int MAX_TILE = 8;
+
+// The 16 lanes' scales of a block starting at group g0: `count` consecutive groups loaded
+// under a mask (never past the buffer), spread by idx (lane i: group g0 + idx[i]).
+inline __m512 lane_scales(const void* p, ScaleType t, long g0, int count, __m512i idx) {
+  const __mmask16 m = static_cast<__mmask16>((1u << count) - 1);
+  __m512 v;
+  if (t == ScaleType::F32) {
+    v = _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + g0);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + g0);
+    v = t == ScaleType::F16
+            ? _mm512_cvtph_ps(h)
+            : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  return _mm512_permutexvar_ps(idx, v);
+}
+
+template <int BITS>
+void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  constexpr int VPW = 32 / BITS, VALUES = 16 * VPW;
+  constexpr uint32_t MASK = (1u << BITS) - 1;
+  const int blocks = a.K / VALUES, groups = a.K / a.group_size;
+  const int count = std::max(1, VALUES / a.group_size);
+  alignas(64) int lane_group[16];
+  for (int i = 0; i < 16; ++i) lane_group[i] = VPW * i / a.group_size;
+  const __m512i idx = _mm512_load_si512(lane_group);
+  const long words = a.K / VPW;
+  const __m512i mask = _mm512_set1_epi32(MASK);
+  for (int n = n0; n < n1; ++n) {
+    const uint32_t* wr = a.w + n * words;
+    const long g_row = static_cast<long>(n) * groups;
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
+      const int tile = std::min(MAX_TILE, a.M - m0);
+      __m512 acc[MAX_TILE];
+      for (int t = 0; t < tile; ++t) acc[t] = _mm512_setzero_ps();
+      for (int b = 0; b < blocks; ++b) {
+        const __m512i wv = _mm512_loadu_si512(wr + b * 16);
+        __m512 v[VPW];
+        for (int j = 0; j < VPW; ++j)
+          v[j] = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(wv, BITS * j), mask));
+        const __m512 s = lane_scales(a.scales, a.scale_type,
+                                     g_row + static_cast<long>(b) * VALUES / a.group_size,
+                                     count, idx);
+        for (int t = 0; t < tile; ++t) {
+          const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * VALUES;
+          __m512 dot = _mm512_mul_ps(v[0], _mm512_loadu_ps(xb));
+          for (int j = 1; j < VPW; ++j)
+            dot = _mm512_fmadd_ps(v[j], _mm512_loadu_ps(xb + 16 * j), dot);
+          acc[t] = _mm512_fmadd_ps(dot, s, acc[t]);
+        }
+      }
+      for (int t = 0; t < tile; ++t) {
+        const int m = m0 + t;
+        a.y[static_cast<long>(m) * a.N + n] =
+            _mm512_reduce_add_ps(acc[t]) + bias_dot(a, g_row, xsum + m * groups, groups);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool avx512_available() {
+  static const bool ok = avx2_available() && __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return ok;
+}
+
+// xp[m][block][j][i] = x[m][block * 16 vpw + vpw i + j]: lane i of shift j, as rows() reads.
+void permute_x_avx512(const QmmArgs& a, float* xp) {
+  const int vpw = 32 / a.bits, values = 16 * vpw;
+  for (int m = 0; m < a.M; ++m) {
+    const float* xr = a.x + static_cast<long>(m) * a.K;
+    float* out = xp + static_cast<long>(m) * a.K;
+    for (int b = 0; b < a.K / values; ++b)
+      for (int j = 0; j < vpw; ++j)
+        for (int i = 0; i < 16; ++i) out[b * values + 16 * j + i] = xr[b * values + vpw * i + j];
+  }
+}
+
+void qmm_rows_avx512(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  switch (a.bits) {
+    case 2: return rows<2>(a, xp, xsum, n0, n1);
+    case 4: return rows<4>(a, xp, xsum, n0, n1);
+    default: return rows<8>(a, xp, xsum, n0, n1);
+  }
+}
+
+}  // namespace gemma_cpu
+#else
+#include "qmm_kernel.h"
+
+namespace gemma_cpu {
+bool avx512_available() { return false; }
+void permute_x_avx512(const QmmArgs&, float*) {}
+void qmm_rows_avx512(const QmmArgs&, const float*, const float*, int, int) {}
+}  // namespace gemma_cpu
+#endif
