@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .commands.args import bounded, force_arg
+from .commands.args import bounded, force_arg, int8_arg
 from .commands.convert import add_convert_args, run_convert
 from .commands.load import load_model
 from .commands.lora import add_fuse_args, add_lora_args, run_fuse, run_lora
@@ -37,6 +37,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-path", help="LoRA adapters saved by gemma-mlx lora")
     p.add_argument("--pan-and-scan", action="store_true",
                    help="add crops of wide or tall images (transformers' pan-and-scan)")
+    int8_arg(p)
     force_arg(p)
 
 
@@ -350,6 +351,10 @@ def run_chat(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "int8_activations", False):
+        from .kernels import cpu_qmm
+
+        cpu_qmm.set_int8_activations(True)
     commands = {"generate": run_generate, "chat": run_chat, "batch": run_batch,
                 "serve": run_serve,
                 "convert": run_convert,

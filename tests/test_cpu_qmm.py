@@ -166,3 +166,13 @@ def test_int8_activations_fall_back_to_float_where_unsupported(monkeypatch):
     got = cpu_qmm.quantized_matmul(x, w, s, b, 64, 4)
     assert cpu_qmm.int8_activations() and "int8" in cpu_qmm.status()
     _check(got, _int8_reference(x, w, s, b, 64, 4), 256)
+
+
+def test_the_cli_flag_turns_int8_activations_on(monkeypatch):
+    from gemma_mlx.cli import main
+
+    monkeypatch.setattr(cpu_qmm, "_state", {})
+    monkeypatch.delenv("GEMMA_MLX_CPU_INT8", raising=False)
+    assert not cpu_qmm.int8_activations()
+    assert main(["generate", "--model", "/no/such/dir", "--int8-activations"]) == 1
+    assert cpu_qmm.int8_activations()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import bounded, force_arg
+from .args import bounded, force_arg, int8_arg
 from .load import load_model
 
 
@@ -36,6 +36,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefill-step-size", type=int, default=512)
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+    int8_arg(p)
     force_arg(p)
 
 

@@ -49,6 +49,11 @@ def int8_activations() -> bool:
     return _state["int8"]
 
 
+def set_int8_activations(on: bool) -> None:
+    """Turn int8 activations on or off for the matmuls built from now on."""
+    _state["int8"] = on
+
+
 def available() -> bool:
     return _load() is not None
 
