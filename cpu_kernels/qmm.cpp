@@ -16,7 +16,7 @@ namespace gemma_cpu {
 
 namespace {
 
-std::atomic<bool> avx512_on{true};
+std::atomic<bool> avx512_on{true}, vnni_on{true};
 
 class Pool {
  public:
@@ -112,6 +112,7 @@ bool avx2_available() {
 }
 
 void set_avx512(bool on) { avx512_on = on; }
+void set_vnni(bool on) { vnni_on = on; }
 
 bool vnni_available() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -143,9 +144,11 @@ bool qmm(const QmmArgs& a) {
       xsum[m * groups + g] = s;
     }
   const bool words = a.bits == 2 || a.bits == 4 || a.bits == 8;
+  const bool vnni = vnni_on && vnni_available();
   const bool int8 = a.int8_x && a.K % (a.bits == 4 ? 64 : 32) == 0 &&
-                    ((a.bits == 4 && avx2_available()) || (a.bits == 8 && vnni_available()));
-  const bool wide = !int8 && words && avx512_on && avx512_available() && a.K % (16 * (32 / a.bits)) == 0;
+                    ((a.bits == 4 && avx2_available()) || (a.bits == 8 && vnni));
+  const bool wide = !int8 && words && avx512_on && avx512_available() &&
+                    a.K % (16 * (32 / a.bits)) == 0;
   const bool fast = !int8 && !wide && avx2_available() &&
                     a.K % (words ? 8 * (32 / a.bits) : 8) == 0;
   if (int8) {
@@ -171,7 +174,7 @@ bool qmm(const QmmArgs& a) {
     const int n0 = part * chunk, n1 = std::min(a.N, n0 + chunk);
     if (n0 >= n1) return;
     if (int8) {
-      if (vnni_available()) {
+      if (vnni) {
         qmm_int8_rows_vnni(a, x8, sums, n0, n1);
       } else {
         qmm_int8_rows_avx2(a, x8, sums, n0, n1);

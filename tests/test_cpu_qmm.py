@@ -126,13 +126,22 @@ def _int8_reference(x, w, s, b, group: int, bits: int) -> np.ndarray:
     return _int8_x(x) @ (scales * levels).T + np.array(x, dtype=np.float64) @ biases.T
 
 
-def _int8_bits() -> list[int]:
-    return [4, 8] if ext.vnni() else [4]  # 8-bit levels times int8 need VNNI's dot product
+@pytest.fixture(params=["vnni", "maddubs"])
+def int8_bits(request):
+    """The int8 tests on both dot products where the CPU has VNNI: the bit widths each takes
+    (8-bit levels times int8 need VNNI's; maddubs's int16 sums would saturate)."""
+    if request.param == "vnni" and not ext.vnni():
+        pytest.skip("this CPU has no AVX-VNNI")
+    ext.set_vnni(request.param == "vnni")
+    yield [4, 8] if request.param == "vnni" else [4]
+    ext.set_vnni(True)
 
 
-@pytest.mark.parametrize("bits", _int8_bits())
+@pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group", [32, 64, 128])
-def test_int8_activations_every_group_size(bits, group):
+def test_int8_activations_every_group_size(bits, group, int8_bits):
+    if bits not in int8_bits:
+        pytest.skip("8-bit int8 needs VNNI")
     x, w, s, b = _case(3, 70, 384, bits, group, mx.bfloat16)
     got = ext.quantized_matmul(x, w, s, b, group, bits, True)
     _check(got, _int8_reference(x, w, s, b, group, bits), 384)
@@ -148,8 +157,8 @@ def test_int8_activations_every_group_size(bits, group):
 
 
 @pytest.mark.parametrize("m", [1, 2, 8, 9, 17, 33])
-def test_int8_activations_row_counts(m):
-    for bits in _int8_bits():
+def test_int8_activations_row_counts(m, int8_bits):
+    for bits in int8_bits:
         x, w, s, b = _case(m, 1237, 640, bits, 64, seed=m)
         _check(ext.quantized_matmul(x, w, s, b, 64, bits, True),
                _int8_reference(x, w, s, b, 64, bits), 640)
