@@ -277,7 +277,8 @@ def quality_report(reference_path: str | Path, converted: str | Path
         return None
     reference = _float_reference(resolve(reference_path))
     report = {}
-    for lang, ids in heldout_sets(tokenizer).items():
+    texts = heldout_sets(tokenizer)
+    for lang, ids in tqdm(texts.items(), total=len(texts), desc="Quality report", unit="text"):
         q = compare(reference, model, ids)
         report[lang] = {"top1": q.top1, "kl": q.kl, "ppl": q.ppl, "ref_ppl": q.ref_ppl,
                         "tokens": len(ids)}
