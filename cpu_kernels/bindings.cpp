@@ -265,6 +265,8 @@ NB_MODULE(_cpu_qmm, m) {
   m.def("avx512", &gemma_cpu::avx512_available, "whether this CPU runs the AVX-512 kernel");
   m.def("set_avx512", &gemma_cpu::set_avx512, "on"_a, "use the AVX-512 kernel where available");
   m.def("vnni", &gemma_cpu::vnni_available, "whether the int8 kernel can use AVX-VNNI");
+  m.def("set_serial_work", &gemma_cpu::set_serial_work, "multiply_adds"_a,
+        "products below this many multiply-adds run on one thread");
   m.def("set_vnni", &gemma_cpu::set_vnni, "on"_a, "use AVX-VNNI where available");
   m.def("threads", &gemma_cpu::pool_threads, "the kernel's thread count");
   m.attr("mlx_version") = mx::version();

@@ -18,63 +18,89 @@ namespace {
 
 std::atomic<bool> avx512_on{true}, vnni_on{true};
 
+// Tasks are claimed from a shared counter by the caller and whichever workers are awake, so
+// a worker the scheduler has not run yet (2 cores, shared with the Python thread) delays
+// nothing: the caller does the tasks itself and waits only for tasks a worker has begun.
+// Workers spin a while between jobs (a decode step calls every 20-200 us; waking a sleeping
+// thread costs ~70 us here), yielding as they spin so the Python thread gets the core.
 class Pool {
  public:
   explicit Pool(int n) : n_(n) {
-    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
+    for (int i = 1; i < n_; ++i) workers_.emplace_back([this] { loop(); });
   }
   ~Pool() {
+    stop_ = true;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
   }
   int size() const { return n_; }
 
-  // f(part) for part in [0, n): the caller runs part 0. One job at a time.
-  void run(const std::function<void(int)>& f) {
+  // f(i) once for every i in [0, tasks). One job at a time.
+  void run(int tasks, const std::function<void(int)>& f) {
     std::lock_guard<std::mutex> one(run_mu_);
-    {
+    f_ = &f;
+    tasks_ = tasks;
+    next_ = 0;
+    ++job_;
+    open_ = true;  // seq_cst: a worker that sees it open sees f_, tasks_ and next_
+    if (sleepers_ > 0) {
       std::lock_guard<std::mutex> lock(mu_);
-      job_ = &f;
-      pending_ = n_ - 1;
-      ++generation_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
-    f(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
+    work();
+    open_ = false;
+    while (active_ > 0) pause();  // tasks begun by workers
   }
 
  private:
-  void loop(int part) {
+  static void pause() {
+#if defined(__x86_64__) || defined(_M_X64)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  void work() {
+    for (int i; (i = next_.fetch_add(1)) < tasks_;) (*f_)(i);
+  }
+
+  void loop() {
     long seen = 0;
-    while (true) {
-      const std::function<void(int)>* job;
-      {
+    while (!stop_) {
+      int spin = 0;
+      while (!(open_ && job_ != seen) && !stop_) {
+        if (++spin < SPINS) {
+          pause();
+          if (spin % 64 == 0) std::this_thread::yield();
+          continue;
+        }
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
+        ++sleepers_;  // then the predicate: run() reads sleepers_ after opening the job
+        cv_.wait(lock, [&] { return (open_ && job_ != seen) || stop_; });
+        --sleepers_;
+        spin = 0;
       }
-      (*job)(part);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      ++active_;  // then open_ again: run() closes the job before it waits for active_
+      if (open_ && !stop_) {
+        seen = job_;
+        work();
+      }
+      --active_;
     }
   }
 
+  static constexpr int SPINS = 1 << 15;
   int n_;
   std::vector<std::thread> workers_;
   std::mutex mu_, run_mu_;
-  std::condition_variable cv_, done_;
-  const std::function<void(int)>* job_ = nullptr;
-  long generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::condition_variable cv_;
+  const std::function<void(int)>* f_ = nullptr;
+  int tasks_ = 0;
+  std::atomic<int> next_{0}, active_{0}, sleepers_{0};
+  std::atomic<long> job_{0};
+  std::atomic<bool> open_{false}, stop_{false};
 };
 
 int default_threads() {
@@ -87,9 +113,10 @@ Pool& pool() {
   return p;
 }
 
-// Below this many multiply-adds one thread is faster: waking a pooled thread costs ~70 us
-// on 2 cores, a 2048x640 4-bit matvec ~180 us (a spinning pool measured no better here).
-constexpr long SERIAL_WORK = 1 << 23;
+// Below this many multiply-adds one thread is faster (k and v of the 270M: 164K).
+long SERIAL_WORK = 1 << 18;
+// Rows per task: about this many multiply-adds, so a task is a few microseconds.
+constexpr long TASK_WORK = 1 << 16;
 
 }  // namespace
 
@@ -97,10 +124,10 @@ int pool_threads() { return pool().size(); }
 
 void pool_run(int parts, const std::function<void(int)>& f) {
   if (parts <= 1) return f(0);
-  pool().run([&](int part) {
-    if (part < parts) f(part);
-  });
+  pool().run(parts, f);
 }
+
+void set_serial_work(long w) { SERIAL_WORK = w; }
 
 bool avx2_available() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -168,11 +195,11 @@ bool qmm(const QmmArgs& a) {
   const float *sums = xsum.data(), *xperm = xp.data();
   // The int8 kernel does about a third of the float one's work per multiply-add.
   const long work = static_cast<long>(a.M) * a.N * a.K / (int8 ? 3 : 1);
-  const int parts = work < SERIAL_WORK ? 1 : std::min(pool().size(), std::max(1, a.N / 8));
-  const int chunk = (a.N + parts - 1) / parts;
-  auto rows = [&](int part) {
-    const int n0 = part * chunk, n1 = std::min(a.N, n0 + chunk);
-    if (n0 >= n1) return;
+  const int rows_per_task =
+      work < SERIAL_WORK ? a.N : std::max<long>(8, TASK_WORK / (static_cast<long>(a.M) * a.K));
+  const int tasks = (a.N + rows_per_task - 1) / rows_per_task;
+  auto rows = [&](int task) {
+    const int n0 = task * rows_per_task, n1 = std::min(a.N, n0 + rows_per_task);
     if (int8) {
       if (vnni) {
         qmm_int8_rows_vnni(a, x8, sums, n0, n1);
@@ -187,12 +214,10 @@ bool qmm(const QmmArgs& a) {
       qmm_rows_scalar(a, sums, n0, n1);
     }
   };
-  if (parts == 1) {
+  if (tasks == 1) {
     rows(0);
   } else {
-    pool().run([&](int part) {
-      if (part < parts) rows(part);
-    });
+    pool().run(tasks, rows);
   }
   return true;
 }

@@ -12,6 +12,10 @@ import mlx.nn as nn
 from .heldout_text import HELDOUT_TEXTS
 
 CHUNK = 256  # positions per forward, to bound the [L, vocab] logits held at once
+# Statistics over views of this many rows: their [rows, vocab] temporaries stay under glibc's
+# 32 MB mmap threshold (MLX's CPU allocator keeps no cache), so they are reused rather than
+# mapped and zeroed by the kernel each time, which was half of a report's time.
+STATS_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -22,12 +26,22 @@ class Quality:
     ref_ppl: float  # perplexity of the reference model
 
 
-def _log_probs(model: nn.Module, ids: mx.array):
-    """Yield float32 log-softmax of the next-token logits, CHUNK positions at a time."""
+def _logits(model: nn.Module, ids: mx.array) -> Iterator[mx.array]:
+    """Yield float32 next-token logits, CHUNK positions at a time."""
     cache = model.make_cache()
     for s in range(0, ids.shape[0], CHUNK):
-        logits = model(ids[None, s : s + CHUNK], cache=cache)[0].astype(mx.float32)
-        yield logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        yield model(ids[None, s : s + CHUNK], cache=cache)[0].astype(mx.float32)
+
+
+def _log_softmax(logits: mx.array) -> mx.array:
+    return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _log_probs(model: nn.Module, ids: mx.array) -> Iterator[mx.array]:
+    """Yield float32 log-softmax of the next-token logits, CHUNK positions at a time."""
+    for logits in _logits(model, ids):
+        yield mx.concatenate([_log_softmax(logits[r : r + STATS_ROWS])
+                              for r in range(0, logits.shape[0], STATS_ROWS)])
 
 
 def reference_log_probs(reference: nn.Module, ids: list[int]) -> list[mx.array]:
@@ -63,17 +77,27 @@ def compare(reference: nn.Module | list[mx.array], model: nn.Module, ids: list[i
 
 def _compare(reference, model, ids) -> Quality:
     x = mx.array(ids)
-    ref = _log_probs(reference, x) if isinstance(reference, nn.Module) else reference
+    # a reference model's chunks are raw logits (log-softmax per view below); cached
+    # reference_log_probs are log-probabilities already
+    ref = _logits(reference, x) if isinstance(reference, nn.Module) else reference
+    raw_ref = isinstance(reference, nn.Module)
     agree = kl = nll = ref_nll = 0.0
-    for s, (lp_ref, lp) in enumerate(zip(ref, _log_probs(model, x), strict=True)):
+    for s, (ref_chunk, logits) in enumerate(zip(ref, _logits(model, x), strict=True)):
         start = s * CHUNK
-        n = lp.shape[0]
-        targets = x[start + 1 : start + n + 1]
-        m = targets.shape[0]  # the last position has no next token
-        agree += (lp_ref.argmax(-1) == lp.argmax(-1)).sum().item()
-        kl += (mx.exp(lp_ref) * (lp_ref - lp)).sum().item()
-        nll -= mx.take_along_axis(lp[:m], targets[:, None], axis=-1).sum().item()
-        ref_nll -= mx.take_along_axis(lp_ref[:m], targets[:, None], axis=-1).sum().item()
+        sums = mx.zeros((4,))
+        for r in range(0, logits.shape[0], STATS_ROWS):
+            lp = _log_softmax(logits[r : r + STATS_ROWS])
+            lp_ref = ref_chunk[r : r + STATS_ROWS]
+            lp_ref = _log_softmax(lp_ref) if raw_ref else lp_ref
+            targets = x[start + r + 1 : start + r + lp.shape[0] + 1]
+            m = targets.shape[0]  # the text's last position has no next token
+            sums = sums + mx.stack([
+                (lp_ref.argmax(-1) == lp.argmax(-1)).sum().astype(mx.float32),
+                (mx.exp(lp_ref) * (lp_ref - lp)).sum(),
+                -mx.take_along_axis(lp[:m], targets[:, None], axis=-1).sum(),
+                -mx.take_along_axis(lp_ref[:m], targets[:, None], axis=-1).sum()])
+        a, k, n, rn = sums.tolist()
+        agree, kl, nll, ref_nll = agree + a, kl + k, nll + n, ref_nll + rn
     n_pos, n_pred = x.shape[0], x.shape[0] - 1
     return Quality(agree / n_pos, kl / n_pos, float(mx.exp(mx.array(nll / n_pred))),
                    float(mx.exp(mx.array(ref_nll / n_pred))))
