@@ -115,7 +115,7 @@ Pool& pool() {
 
 // Below this many multiply-adds one thread is faster (k and v of the 270M: 164K).
 long SERIAL_WORK = 1 << 18;
-// Rows per task: about this many multiply-adds, so a task is a few microseconds.
+// Rows per task: at least this many multiply-adds, a few microseconds.
 constexpr long TASK_WORK = 1 << 16;
 
 }  // namespace
@@ -195,8 +195,14 @@ bool qmm(const QmmArgs& a) {
   const float *sums = xsum.data(), *xperm = xp.data();
   // The int8 kernel does about a third of the float one's work per multiply-add.
   const long work = static_cast<long>(a.M) * a.N * a.K / (int8 ? 3 : 1);
+  // Tasks of at least TASK_WORK, and at most 4 per thread: each a long sequential read
+  // (finer tasks interleaved between the threads halved the head's speed: the prefetchers
+  // restart at every task).
+  const int per_thread = (a.N + 4 * pool().size() - 1) / (4 * pool().size());
   const int rows_per_task =
-      work < SERIAL_WORK ? a.N : std::max<long>(8, TASK_WORK / (static_cast<long>(a.M) * a.K));
+      work < SERIAL_WORK ? a.N
+                         : std::max<long>({8, per_thread,
+                                           TASK_WORK / (static_cast<long>(a.M) * a.K)});
   const int tasks = (a.N + rows_per_task - 1) / rows_per_task;
   auto rows = [&](int task) {
     const int n0 = task * rows_per_task, n1 = std::min(a.N, n0 + rows_per_task);
