@@ -195,10 +195,12 @@ bool qmm(const QmmArgs& a) {
   const float *sums = xsum.data(), *xperm = xp.data();
   // The int8 kernel does about a third of the float one's work per multiply-add.
   const long work = static_cast<long>(a.M) * a.N * a.K / (int8 ? 3 : 1);
-  // Tasks of at least TASK_WORK, and at most 4 per thread: each a long sequential read
-  // (finer tasks interleaved between the threads halved the head's speed: the prefetchers
-  // restart at every task).
-  const int per_thread = (a.N + 4 * pool().size() - 1) / (4 * pool().size());
+  // Tasks of at least TASK_WORK multiply-adds. A big product takes at most 4 per thread,
+  // each a long sequential read (finer tasks interleaved between the threads made the head
+  // 1.5x slower: the prefetchers restart at every task); a small one keeps fine tasks, so a
+  // worker preempted in one holds the caller up only briefly (coarse ones cost 5x there).
+  const int per_thread = work < (1L << 24) ? 0 : (a.N + 4 * pool().size() - 1) /
+                                                     (4 * pool().size());
   const int rows_per_task =
       work < SERIAL_WORK ? a.N
                          : std::max<long>({8, per_thread,
