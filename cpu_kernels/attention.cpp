@@ -14,7 +14,7 @@
 #include "qmm_kernel.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "qmm_simd.h"
 #define GEMMA_AVX2 1
 #endif
 
@@ -32,10 +32,7 @@ inline float dot(const float* a, const float* b, int n) {
     s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  __m256 v = _mm256_add_ps(s0, s1);
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_hadd_ps(lo, lo);
-  s = _mm_cvtss_f32(_mm_hadd_ps(lo, lo));
+  s = hsum(_mm256_add_ps(s0, s1));
 #endif
   for (; i < n; ++i) s += a[i] * b[i];
   return s;

@@ -162,15 +162,7 @@ class GemmaDecodeAttention : public mx::UnaryPrimitive {
       for (int i = 0; i < 3; ++i) strides[i] = a.strides(i);
       return a.data<float>();
     }
-    buffer.resize(a.size());
-    const float* src = a.data<float>();
-    long at = 0;
-    for (int b = 0; b < a.shape(0); ++b)
-      for (int h = 0; h < a.shape(1); ++h)
-        for (int s = 0; s < a.shape(2); ++s)
-          for (int d = 0; d < a.shape(3); ++d)
-            buffer[at++] = src[b * a.strides(0) + h * a.strides(1) + s * a.strides(2) +
-                               d * a.strides(3)];
+    gather(a, buffer);
     strides[2] = a.shape(3), strides[1] = strides[2] * a.shape(2),
     strides[0] = strides[1] * a.shape(1);
     return buffer.data();
