@@ -10,23 +10,24 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "qmm_generic.h"
 #include "qmm_kernel.h"
 #include "qmm_scales.h"
 #include "qmm_simd.h"
+#include "qmm_tile.h"
 
 namespace gemma_cpu {
 
 namespace {
 
-constexpr int MAX_TILE = 8;  // activation rows sharing one unpacked weight block
-
 // Scales of the 8 lanes of a block: lanes of the same group share one.
-inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_block) {
+inline __m256 lane_scales(const QmmArgs& a, long row_group0, int block, int per_block,
+                          int shift) {
   const int values = 8 * (32 / a.bits);
-  const long g0 = row_group0 + static_cast<long>(block) * values / a.group_size;
+  const long g0 = row_group0 + ((static_cast<long>(block) * values) >> shift);
   if (per_block == 1) return _mm256_set1_ps(load_scale(a.scales, a.scale_type, g0));
   if (per_block == 2)  // 4-bit, groups of 32: lanes 0-3 and 4-7
     return _mm256_set_m128(_mm_set1_ps(load_scale(a.scales, a.scale_type, g0 + 1)),
@@ -49,37 +50,38 @@ inline void store(const QmmArgs& a, const __m256* acc, int tile, int m0, int n,
   }
 }
 
-template <int BITS>
-void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
-  constexpr int VPW = 32 / BITS;
-  constexpr uint32_t MASK = (1u << BITS) - 1;
-  const int values = 8 * VPW, blocks = a.K / values, groups = a.K / a.group_size;
-  const int per_block = values > a.group_size ? values / a.group_size : 1;
-  const long words = a.K / VPW;
-  const __m256i mask = _mm256_set1_epi32(MASK);
-  for (int n = n0; n < n1; ++n) {
-    const uint32_t* wr = a.w + n * words;
-    const long g_row = static_cast<long>(n) * groups;
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
-      const int tile = a.M - m0 < MAX_TILE ? a.M - m0 : MAX_TILE;
-      __m256 acc[MAX_TILE];
-      for (int t = 0; t < tile; ++t) acc[t] = _mm256_setzero_ps();
-      for (int b = 0; b < blocks; ++b) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 8));
-        __m256 v[VPW];
-        for (int j = 0; j < VPW; ++j)
-          v[j] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(wv, BITS * j), mask));
-        const __m256 s = lane_scales(a, g_row, b, per_block);
-        for (int t = 0; t < tile; ++t) {
-          const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * values;
-          __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
-          for (int j = 1; j < VPW; ++j) dot = _mm256_fmadd_ps(v[j], _mm256_loadu_ps(xb + 8 * j), dot);
-          acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
-        }
-      }
-      store(a, acc, tile, m0, n, xsum);
+template <int BITS, int TILE>
+inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n, int m0) {
+  constexpr int VPW = 32 / BITS, VALUES = 8 * VPW;
+  const int blocks = a.K / VALUES, shift = group_shift(a.group_size);
+  const int per_block = VALUES > a.group_size ? VALUES / a.group_size : 1;
+  const uint32_t* wr = a.w + static_cast<long>(n) * (a.K / VPW);
+  const long g_row = static_cast<long>(n) * (a.K / a.group_size);
+  const __m256i mask = _mm256_set1_epi32((1u << BITS) - 1);
+  __m256 acc[TILE];
+  for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < blocks; ++b) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 8));
+    __m256 v[VPW];
+    for (int j = 0; j < VPW; ++j)
+      v[j] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(wv, BITS * j), mask));
+    const __m256 s = lane_scales(a, g_row, b, per_block, shift);
+    for (int t = 0; t < TILE; ++t) {
+      const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * VALUES;
+      __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
+      for (int j = 1; j < VPW; ++j) dot = _mm256_fmadd_ps(v[j], _mm256_loadu_ps(xb + 8 * j), dot);
+      acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
     }
   }
+  store(a, acc, TILE, m0, n, xsum);
+}
+
+template <int BITS>
+void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  for (int n = n0; n < n1; ++n)
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
+      with_tile(std::min(MAX_TILE, a.M - m0),
+                [&]<int TILE>() { row_tile<BITS, TILE>(a, xp, xsum, n, m0); });
 }
 
 // 3, 5 and 6 bits: values cross word boundaries, so each chunk of 8 values (`BITS` bytes) is
@@ -98,32 +100,34 @@ inline __m256 chunk(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_and_si256(both, _mm256_set1_epi32((1 << BITS) - 1)));
 }
 
-template <int BITS>
-void stream_rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+template <int BITS, int TILE>
+inline void stream_tile(const QmmArgs& a, const float* xp, const float* xsum, int n, int m0) {
   const int groups = a.K / a.group_size, chunks = a.group_size / 8;
-  const long row_bytes = static_cast<long>(a.K) * BITS / 8;
+  const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + n * (static_cast<long>(a.K) * BITS / 8);
+  const long g_row = static_cast<long>(n) * groups;
   __m256 v[16];  // the chunks of one group (group_size <= 128)
-  for (int n = n0; n < n1; ++n) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + n * row_bytes;
-    const long g_row = static_cast<long>(n) * groups;
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
-      const int tile = a.M - m0 < MAX_TILE ? a.M - m0 : MAX_TILE;
-      __m256 acc[MAX_TILE];
-      for (int t = 0; t < tile; ++t) acc[t] = _mm256_setzero_ps();
-      for (int g = 0; g < groups; ++g) {
-        const uint8_t* gp = row + static_cast<long>(g) * chunks * BITS;
-        for (int c = 0; c < chunks; ++c) v[c] = chunk<BITS>(gp + c * BITS);
-        const __m256 s = _mm256_set1_ps(load_scale(a.scales, a.scale_type, g_row + g));
-        for (int t = 0; t < tile; ++t) {
-          const float* xg = xp + static_cast<long>(m0 + t) * a.K + g * a.group_size;
-          __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xg));
-          for (int c = 1; c < chunks; ++c) dot = _mm256_fmadd_ps(v[c], _mm256_loadu_ps(xg + 8 * c), dot);
-          acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
-        }
-      }
-      store(a, acc, tile, m0, n, xsum);
+  __m256 acc[TILE];
+  for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* gp = row + static_cast<long>(g) * chunks * BITS;
+    for (int c = 0; c < chunks; ++c) v[c] = chunk<BITS>(gp + c * BITS);
+    const __m256 s = _mm256_set1_ps(load_scale(a.scales, a.scale_type, g_row + g));
+    for (int t = 0; t < TILE; ++t) {
+      const float* xg = xp + static_cast<long>(m0 + t) * a.K + g * a.group_size;
+      __m256 dot = _mm256_mul_ps(v[0], _mm256_loadu_ps(xg));
+      for (int c = 1; c < chunks; ++c) dot = _mm256_fmadd_ps(v[c], _mm256_loadu_ps(xg + 8 * c), dot);
+      acc[t] = _mm256_fmadd_ps(dot, s, acc[t]);
     }
   }
+  store(a, acc, TILE, m0, n, xsum);
+}
+
+template <int BITS>
+void stream_rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
+  for (int n = n0; n < n1; ++n)
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
+      with_tile(std::min(MAX_TILE, a.M - m0),
+                [&]<int TILE>() { stream_tile<BITS, TILE>(a, xp, xsum, n, m0); });
 }
 
 }  // namespace

@@ -10,12 +10,11 @@
 #include "qmm_kernel.h"
 #include "qmm_scales.h"
 #include "qmm_simd.h"
+#include "qmm_tile.h"
 
 namespace gemma_cpu {
 
 namespace {
-
-constexpr int MAX_TILE = 8;
 
 // The 16 lanes' scales of a block starting at group g0: `count` consecutive groups loaded
 // under a mask (never past the buffer), spread by idx (lane i: group g0 + idx[i]).
@@ -33,47 +32,65 @@ inline __m512 lane_scales(const void* p, ScaleType t, long g0, int count, __m512
   return _mm512_permutexvar_ps(idx, v);
 }
 
+// One weight row against TILE activation rows from m0: y[m0 + t, n].
+template <int BITS, int TILE>
+inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n, int m0,
+                     __m512i idx) {
+  constexpr int VPW = 32 / BITS, VALUES = 16 * VPW;
+  const int blocks = a.K / VALUES, groups = a.K / a.group_size, shift = group_shift(a.group_size);
+  const int count = std::max(1, VALUES / a.group_size);
+  const uint32_t* wr = a.w + static_cast<long>(n) * (a.K / VPW);
+  const long g_row = static_cast<long>(n) * groups;
+  // 4 bits: vpermps reads the low 4 bits of each lane, so a table of 0..15 turns a shifted
+  // word into floats with no mask and no conversion (2 instructions a value vector, not 3).
+  const __m512 levels = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i mask = _mm512_set1_epi32((1u << BITS) - 1);
+  __m512 acc[TILE];
+  for (int t = 0; t < TILE; ++t) acc[t] = _mm512_setzero_ps();
+  for (int b = 0; b < blocks; ++b) {
+    const __m512i wv = _mm512_loadu_si512(wr + b * 16);
+    __m512 v[VPW];
+    for (int j = 0; j < VPW; ++j) {
+      const __m512i q = j == 0 ? wv : _mm512_srli_epi32(wv, BITS * j);
+      if constexpr (BITS == 4) {
+        v[j] = _mm512_permutexvar_ps(q, levels);
+      } else {
+        v[j] = _mm512_cvtepi32_ps(j == VPW - 1 ? q : _mm512_and_si512(q, mask));
+      }
+    }
+    const __m512 s = lane_scales(a.scales, a.scale_type,
+                                 g_row + ((static_cast<long>(b) * VALUES) >> shift), count, idx);
+    for (int t = 0; t < TILE; ++t) {
+      const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * VALUES;
+      __m512 dot = _mm512_mul_ps(v[0], _mm512_loadu_ps(xb));
+      for (int j = 1; j < VPW; ++j) dot = _mm512_fmadd_ps(v[j], _mm512_loadu_ps(xb + 16 * j), dot);
+      acc[t] = _mm512_fmadd_ps(dot, s, acc[t]);
+    }
+  }
+  // The bias term, sum_g bias[n, g] * xsum[m, g], enters the same accumulators 16 groups at
+  // a time: one reduction a row instead of two (rows are short: K = 640 is 5 blocks).
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int g = 0; g < groups; g += 16) {
+    const int c = std::min(16, groups - g);
+    const __mmask16 gm = static_cast<__mmask16>((1u << c) - 1);
+    const __m512 bias = lane_scales(a.biases, a.scale_type, g_row + g, c, iota);
+    for (int t = 0; t < TILE; ++t)
+      acc[t] = _mm512_fmadd_ps(bias, _mm512_maskz_loadu_ps(gm, xsum + (m0 + t) * groups + g),
+                               acc[t]);
+  }
+  for (int t = 0; t < TILE; ++t) a.y[static_cast<long>(m0 + t) * a.N + n] = _mm512_reduce_add_ps(acc[t]);
+}
+
 template <int BITS>
 void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
-  constexpr int VPW = 32 / BITS, VALUES = 16 * VPW;
-  constexpr uint32_t MASK = (1u << BITS) - 1;
-  const int blocks = a.K / VALUES, groups = a.K / a.group_size;
-  const int count = std::max(1, VALUES / a.group_size);
+  constexpr int VPW = 32 / BITS;
   alignas(64) int lane_group[16];
   for (int i = 0; i < 16; ++i) lane_group[i] = VPW * i / a.group_size;
   const __m512i idx = _mm512_load_si512(lane_group);
-  const long words = a.K / VPW;
-  const __m512i mask = _mm512_set1_epi32(MASK);
-  for (int n = n0; n < n1; ++n) {
-    const uint32_t* wr = a.w + n * words;
-    const long g_row = static_cast<long>(n) * groups;
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
-      const int tile = std::min(MAX_TILE, a.M - m0);
-      __m512 acc[MAX_TILE];
-      for (int t = 0; t < tile; ++t) acc[t] = _mm512_setzero_ps();
-      for (int b = 0; b < blocks; ++b) {
-        const __m512i wv = _mm512_loadu_si512(wr + b * 16);
-        __m512 v[VPW];
-        for (int j = 0; j < VPW; ++j)
-          v[j] = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(wv, BITS * j), mask));
-        const __m512 s = lane_scales(a.scales, a.scale_type,
-                                     g_row + static_cast<long>(b) * VALUES / a.group_size,
-                                     count, idx);
-        for (int t = 0; t < tile; ++t) {
-          const float* xb = xp + (static_cast<long>(m0 + t) * blocks + b) * VALUES;
-          __m512 dot = _mm512_mul_ps(v[0], _mm512_loadu_ps(xb));
-          for (int j = 1; j < VPW; ++j)
-            dot = _mm512_fmadd_ps(v[j], _mm512_loadu_ps(xb + 16 * j), dot);
-          acc[t] = _mm512_fmadd_ps(dot, s, acc[t]);
-        }
-      }
-      for (int t = 0; t < tile; ++t) {
-        const int m = m0 + t;
-        a.y[static_cast<long>(m) * a.N + n] =
-            _mm512_reduce_add_ps(acc[t]) + bias_dot(a, g_row, xsum + m * groups, groups);
-      }
-    }
-  }
+  for (int n = n0; n < n1; ++n)  // every tile of x while the weight row is in L1
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
+      with_tile(std::min(MAX_TILE, a.M - m0),
+                [&]<int TILE>() { row_tile<BITS, TILE>(a, xp, xsum, n, m0, idx); });
 }
 
 }  // namespace

@@ -7,12 +7,13 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "qmm_simd.h"
+#include "qmm_tile.h"
 
 namespace gemma_cpu {
 namespace {  // internal: each including file defines its own GEMMA_DOT
-
-constexpr int MAX_TILE = 8;
 
 // The weight scales of the 8 int32 lanes of a chunk; lanes_per_group lanes share one.
 inline __m256 weight_scales(const QmmArgs& a, long g, int lanes_per_group) {
@@ -25,47 +26,49 @@ inline __m256 weight_scales(const QmmArgs& a, long g, int lanes_per_group) {
 // x.q holds per chunk the even values' int8 then the odd ones', so int32 lane L sums values
 // 8L..8L+7 and lanes 0-3 / 4-7 are the chunk's two blocks of 32. 8 bits: a chunk is 32
 // values in order, one block. x.d holds per chunk the 8 lanes' activation scales.
-template <int BITS>
-void rows(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1) {
+template <int BITS, int TILE>
+inline void row_tile(const QmmArgs& a, const Int8X& x, const float* xsum, int n, int m0) {
   constexpr int VALUES = BITS == 4 ? 64 : 32;
-  const int chunks = a.K / VALUES, groups = a.K / a.group_size;
+  const int chunks = a.K / VALUES, groups = a.K / a.group_size, shift = group_shift(a.group_size);
   const int lanes_per_group = a.group_size / (VALUES / 8);
-  const long words = static_cast<long>(a.K) * BITS / 32;
+  const uint32_t* wr = a.w + n * (static_cast<long>(a.K) * BITS / 32);
+  const long g_row = static_cast<long>(n) * groups;
   const __m256i low = _mm256_set1_epi8(0x0f);
-  for (int n = n0; n < n1; ++n) {
-    const uint32_t* wr = a.w + n * words;
-    const long g_row = static_cast<long>(n) * groups;
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE) {
-      const int tile = a.M - m0 < MAX_TILE ? a.M - m0 : MAX_TILE;
-      __m256 acc[MAX_TILE];
-      for (int t = 0; t < tile; ++t) acc[t] = _mm256_setzero_ps();
-      for (int c = 0; c < chunks; ++c) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + c * 8));
-        const long g = g_row + static_cast<long>(c) * VALUES / a.group_size;  // lane 0's
-        const __m256 ws = weight_scales(a, g, lanes_per_group);
-        for (int t = 0; t < tile; ++t) {
-          const long row = static_cast<long>(m0 + t) * chunks + c;
-          const int8_t* xq = x.q + row * VALUES;
-          __m256i dot;
-          if constexpr (BITS == 4) {
-            const __m256i lo = _mm256_and_si256(wv, low);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
-            dot = GEMMA_DOT2(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)), hi,
-                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
-          } else {
-            dot = GEMMA_DOT(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
-          }
-          const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(x.d + row * 8), ws);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[t]);
-        }
+  __m256 acc[TILE];
+  for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
+  for (int c = 0; c < chunks; ++c) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + c * 8));
+    const long g = g_row + ((static_cast<long>(c) * VALUES) >> shift);  // lane 0's
+    const __m256 ws = weight_scales(a, g, lanes_per_group);
+    for (int t = 0; t < TILE; ++t) {
+      const long row = static_cast<long>(m0 + t) * chunks + c;
+      const int8_t* xq = x.q + row * VALUES;
+      __m256i dot;
+      if constexpr (BITS == 4) {
+        const __m256i lo = _mm256_and_si256(wv, low);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
+        dot = GEMMA_DOT2(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)), hi,
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
+      } else {
+        dot = GEMMA_DOT(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
       }
-      for (int t = 0; t < tile; ++t) {
-        const int m = m0 + t;
-        a.y[static_cast<long>(m) * a.N + n] =
-            hsum(acc[t]) + bias_dot(a, g_row, xsum + m * groups, groups);
-      }
+      const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(x.d + row * 8), ws);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[t]);
     }
   }
+  for (int t = 0; t < TILE; ++t) {
+    const int m = m0 + t;
+    a.y[static_cast<long>(m) * a.N + n] =
+        hsum(acc[t]) + bias_dot(a, g_row, xsum + m * groups, groups);
+  }
+}
+
+template <int BITS>
+void rows(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1) {
+  for (int n = n0; n < n1; ++n)
+    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
+      with_tile(std::min(MAX_TILE, a.M - m0),
+                [&]<int TILE>() { row_tile<BITS, TILE>(a, x, xsum, n, m0); });
 }
 
 }  // namespace
