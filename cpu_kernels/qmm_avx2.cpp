@@ -60,6 +60,7 @@ inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n
   const __m256i mask = _mm256_set1_epi32((1u << BITS) - 1);
   __m256 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
+  if (m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int b = 0; b < blocks; ++b) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 8));
     __m256 v[VPW];
@@ -78,10 +79,7 @@ inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n
 
 template <int BITS>
 void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
-  for (int n = n0; n < n1; ++n)
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
-      with_tile(std::min(MAX_TILE, a.M - m0),
-                [&]<int TILE>() { row_tile<BITS, TILE>(a, xp, xsum, n, m0); });
+  for_rows(a.M, n0, n1, [&]<int TILE>(int n, int m0) { row_tile<BITS, TILE>(a, xp, xsum, n, m0); });
 }
 
 // 3, 5 and 6 bits: values cross word boundaries, so each chunk of 8 values (`BITS` bytes) is
@@ -124,10 +122,7 @@ inline void stream_tile(const QmmArgs& a, const float* xp, const float* xsum, in
 
 template <int BITS>
 void stream_rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) {
-  for (int n = n0; n < n1; ++n)
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
-      with_tile(std::min(MAX_TILE, a.M - m0),
-                [&]<int TILE>() { stream_tile<BITS, TILE>(a, xp, xsum, n, m0); });
+  for_rows(a.M, n0, n1, [&]<int TILE>(int n, int m0) { stream_tile<BITS, TILE>(a, xp, xsum, n, m0); });
 }
 
 }  // namespace

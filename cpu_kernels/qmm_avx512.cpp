@@ -47,6 +47,7 @@ inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n
   const __m512i mask = _mm512_set1_epi32((1u << BITS) - 1);
   __m512 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm512_setzero_ps();
+  if (m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int b = 0; b < blocks; ++b) {
     const __m512i wv = _mm512_loadu_si512(wr + b * 16);
     __m512 v[VPW];
@@ -87,10 +88,7 @@ void rows(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1) 
   alignas(64) int lane_group[16];
   for (int i = 0; i < 16; ++i) lane_group[i] = VPW * i / a.group_size;
   const __m512i idx = _mm512_load_si512(lane_group);
-  for (int n = n0; n < n1; ++n)  // every tile of x while the weight row is in L1
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
-      with_tile(std::min(MAX_TILE, a.M - m0),
-                [&]<int TILE>() { row_tile<BITS, TILE>(a, xp, xsum, n, m0, idx); });
+  for_rows(a.M, n0, n1, [&]<int TILE>(int n, int m0) { row_tile<BITS, TILE>(a, xp, xsum, n, m0, idx); });
 }
 
 }  // namespace

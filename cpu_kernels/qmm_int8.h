@@ -36,6 +36,7 @@ inline void row_tile(const QmmArgs& a, const Int8X& x, const float* xsum, int n,
   const __m256i low = _mm256_set1_epi8(0x0f);
   __m256 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
+  if (m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int c = 0; c < chunks; ++c) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + c * 8));
     const long g = g_row + ((static_cast<long>(c) * VALUES) >> shift);  // lane 0's
@@ -65,10 +66,7 @@ inline void row_tile(const QmmArgs& a, const Int8X& x, const float* xsum, int n,
 
 template <int BITS>
 void rows(const QmmArgs& a, const Int8X& x, const float* xsum, int n0, int n1) {
-  for (int n = n0; n < n1; ++n)
-    for (int m0 = 0; m0 < a.M; m0 += MAX_TILE)
-      with_tile(std::min(MAX_TILE, a.M - m0),
-                [&]<int TILE>() { row_tile<BITS, TILE>(a, x, xsum, n, m0); });
+  for_rows(a.M, n0, n1, [&]<int TILE>(int n, int m0) { row_tile<BITS, TILE>(a, x, xsum, n, m0); });
 }
 
 }  // namespace

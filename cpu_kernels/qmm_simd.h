@@ -37,5 +37,24 @@ static inline float bias_dot(const QmmArgs& a, long g0, const float* xsum, int g
   return s;
 }
 
+// Software prefetch of weight row n + 16, with its scales and biases. The hardware
+// prefetchers alone left one thread's head pass at ~11 GB/s of the ~28 a read loop gets
+// here; with this it ran ~1.3x faster (rows are short: K = 640 at 4 bits is 320 bytes).
+// An asm statement: GCC 12 deleted _mm_prefetch/__builtin_prefetch calls in this function.
+static inline void prefetch(const void* p) {
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+}
+
+template <int BITS>
+static inline void prefetch_ahead(const QmmArgs& a, int n) {
+  constexpr int AHEAD = 16;
+  const long row_bytes = static_cast<long>(a.K) * BITS / 8, groups = a.K / a.group_size;
+  const char* w = reinterpret_cast<const char*>(a.w) + (n + AHEAD) * row_bytes;
+  for (long o = 0; o < row_bytes; o += 64) prefetch(w + o);
+  const long g = (n + AHEAD) * groups * (a.scale_type == ScaleType::F32 ? 4 : 2);
+  prefetch(static_cast<const char*>(a.scales) + g);
+  prefetch(static_cast<const char*>(a.biases) + g);
+}
+
 }  // namespace gemma_cpu
 #endif

@@ -1,6 +1,8 @@
 // Tiles of activation rows as compile-time sizes, shared by the vector kernels.
 #pragma once
 
+#include <algorithm>
+
 namespace gemma_cpu {
 
 constexpr int MAX_TILE = 8;  // activation rows sharing one unpacked weight block
@@ -20,6 +22,23 @@ inline void with_tile(int tile, F&& f) {
     case 7: return f.template operator()<7>();
     default: return f.template operator()<8>();
   }
+}
+
+// tile_fn.template operator()<T>(n, m0) for every weight row n in [n0, n1) and every tile of
+// x rows from m0. The tile size is dispatched once per run of rows, not once per row (per
+// row, the switch kept the row loop from being optimised as one: the head ran 1.3x slower).
+// Above MAX_TILE rows of x, the weight rows go in runs of 16 that stay in L1 for every tile.
+template <class F>
+inline void for_rows(int M, int n0, int n1, F&& tile_fn) {
+  if (M <= MAX_TILE)
+    return with_tile(M, [&]<int T>() {
+      for (int n = n0; n < n1; ++n) tile_fn.template operator()<T>(n, 0);
+    });
+  for (int c0 = n0; c0 < n1; c0 += 16)
+    for (int m0 = 0; m0 < M; m0 += MAX_TILE)
+      with_tile(std::min(MAX_TILE, M - m0), [&]<int T>() {
+        for (int n = c0; n < std::min(n1, c0 + 16); ++n) tile_fn.template operator()<T>(n, m0);
+      });
 }
 
 // log2 of a group size (32, 64 or 128: qmm() checks), so the block loops shift, not divide.
