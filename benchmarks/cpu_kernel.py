@@ -43,11 +43,14 @@ def use_kernel(on: bool, int8: bool = False) -> None:
 
 
 def ms(fn, n: int = 10) -> float:
+    """Median milliseconds of n calls, each timed alone (a mean took this VM's stalls in)."""
     mx.eval(fn())
-    start = time.perf_counter()
+    times = []
     for _ in range(n):
+        start = time.perf_counter()
         mx.eval(fn())
-    return (time.perf_counter() - start) / n * 1e3
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
 
 
 def bandwidth() -> float:

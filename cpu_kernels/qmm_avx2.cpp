@@ -60,7 +60,7 @@ inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n
   const __m256i mask = _mm256_set1_epi32((1u << BITS) - 1);
   __m256 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
-  if (m0 == 0) prefetch_ahead<BITS>(a, n);
+  if (TILE <= 2 && m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int b = 0; b < blocks; ++b) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 8));
     __m256 v[VPW];

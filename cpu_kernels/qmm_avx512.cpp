@@ -47,7 +47,7 @@ inline void row_tile(const QmmArgs& a, const float* xp, const float* xsum, int n
   const __m512i mask = _mm512_set1_epi32((1u << BITS) - 1);
   __m512 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm512_setzero_ps();
-  if (m0 == 0) prefetch_ahead<BITS>(a, n);
+  if (TILE <= 2 && m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int b = 0; b < blocks; ++b) {
     const __m512i wv = _mm512_loadu_si512(wr + b * 16);
     __m512 v[VPW];

@@ -36,7 +36,7 @@ inline void row_tile(const QmmArgs& a, const Int8X& x, const float* xsum, int n,
   const __m256i low = _mm256_set1_epi8(0x0f);
   __m256 acc[TILE];
   for (int t = 0; t < TILE; ++t) acc[t] = _mm256_setzero_ps();
-  if (m0 == 0) prefetch_ahead<BITS>(a, n);
+  if (TILE <= 2 && m0 == 0) prefetch_ahead<BITS>(a, n);
   for (int c = 0; c < chunks; ++c) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + c * 8));
     const long g = g_row + ((static_cast<long>(c) * VALUES) >> shift);  // lane 0's
