@@ -16,6 +16,7 @@
 #include "mlx/utils.h"
 #include "mlx/version.h"
 #include "attention.h"
+#include "gelu.h"
 #include "qmm_kernel.h"
 #include "quant_search.h"
 
@@ -171,6 +172,65 @@ class GemmaDecodeAttention : public mx::UnaryPrimitive {
   float scale_;
 };
 
+// gelu_tanh(g) * u, Gemma's GeGLU (gelu.cpp), for g and u of one shape, float32.
+class GemmaGeluMul : public mx::UnaryPrimitive {
+ public:
+  explicit GemmaGeluMul(mx::Stream s) : mx::UnaryPrimitive(s) {}
+
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : in) enc.set_input_array(a);
+    enc.set_output_array(out);
+    enc.dispatch([g = mx::array::unsafe_weak_copy(in[0]), u = mx::array::unsafe_weak_copy(in[1]),
+                  y = mx::array::unsafe_weak_copy(out)]() mutable {
+      thread_local std::vector<float> gc, uc;  // copies of strided views only
+      gemma_cpu::gelu_mul(g.flags().row_contiguous ? g.data<float>() : gather(g, gc),
+                          u.flags().row_contiguous ? u.data<float>() : gather(u, uc),
+                          y.data<float>(), static_cast<long>(y.size()));
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("GemmaGeluMul runs on the CPU only");
+  }
+
+  // d/dg = c * u * gelu'(g), d/du = c * gelu(g), in MLX ops (LoRA on a quantized base).
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals,
+                             const std::vector<mx::array>& cotangents,
+                             const std::vector<int>& argnums,
+                             const std::vector<mx::array>&) override {
+    const auto s = stream();
+    const mx::array &g = primals[0], &u = primals[1], &c = cotangents[0];
+    auto k = [&](float v) { return mx::array(v, mx::float32); };
+    const float root = 0.7978845608028654f, cubic = 0.044715f;
+    const auto g2 = mx::square(g, s);
+    const auto t = mx::tanh(mx::multiply(k(root), mx::add(g, mx::multiply(k(cubic),
+                                         mx::multiply(g2, g, s), s), s), s), s);
+    std::vector<mx::array> grads;
+    for (int arg : argnums) {
+      if (arg == 1) {
+        grads.push_back(mx::multiply(c, mx::multiply(mx::multiply(k(0.5f), g, s),
+                                                     mx::add(k(1.0f), t, s), s), s));
+        continue;
+      }
+      const auto dt = mx::multiply(mx::subtract(k(1.0f), mx::square(t, s), s),
+                                   mx::multiply(k(root), mx::add(k(1.0f),
+                                                mx::multiply(k(3.0f * cubic), g2, s), s), s), s);
+      const auto d = mx::add(mx::multiply(k(0.5f), mx::add(k(1.0f), t, s), s),
+                             mx::multiply(mx::multiply(k(0.5f), g, s), dt, s), s);
+      grads.push_back(mx::multiply(mx::multiply(c, u, s), d, s));
+    }
+    return grads;
+  }
+
+  const char* name() const override { return "GemmaGeluMul"; }
+  bool is_equivalent(const mx::Primitive&) const override { return true; }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    return {in[0].shape()};
+  }
+};
+
 // `a` itself when it is already row-contiguous (weights are: no graph node per call).
 mx::array contiguous(const mx::array& a, mx::Stream s) {
   if (a.is_available() && a.flags().row_contiguous) return a;
@@ -218,6 +278,14 @@ mx::array decode_attention(const mx::array& q, const mx::array& k, const mx::arr
   return mx::array(q.shape(), f32, std::make_shared<GemmaDecodeAttention>(stream, scale), in);
 }
 
+mx::array gelu_mul(const mx::array& g, const mx::array& u) {
+  if (g.dtype() != mx::float32 || u.dtype() != mx::float32 || g.shape() != u.shape())
+    throw std::invalid_argument("gemma_mlx._cpu_qmm.gelu_mul: g and u float32, of one shape");
+  auto stream = mx::default_stream(mx::Device::cpu);
+  return mx::array(g.shape(), mx::float32, std::make_shared<GemmaGeluMul>(stream),
+                   {g, u});  // strided views are gathered at run time, as in quantized_matmul
+}
+
 template <class T, size_t N>
 using Buffer = nb::ndarray<T, nb::ndim<N>, nb::c_contig, nb::device::cpu>;
 
@@ -251,6 +319,7 @@ NB_MODULE(_cpu_qmm, m) {
         "group_size"_a, "bits"_a, "int8"_a = false);
   m.def("decode_attention", &decode_attention, "q"_a, "k"_a, "v"_a, "scale"_a,
         "mask"_a = nb::none());
+  m.def("gelu_mul", &gelu_mul, "g"_a, "u"_a, "gelu_tanh(g) * u (Gemma's GeGLU)");
   m.def("quant_search", &quant_search, "g"_a, "bits"_a, "spans"_a, "packed"_a, "scales"_a,
         "biases"_a, "portable"_a = false);
   m.def("avx2", &gemma_cpu::avx2_available, "whether this CPU runs the AVX2 kernel");

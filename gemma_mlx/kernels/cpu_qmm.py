@@ -1,5 +1,6 @@
-"""The CPU quantized matmul and quantization search: our AVX2 extension where it is built and
-usable, else MLX's op (the search: None, and the caller runs its MLX version)."""
+"""The CPU quantized matmul, GeGLU activation and quantization search: our AVX2 extension
+where it is built and usable, else MLX's ops (the search: None, and the caller runs its MLX
+version)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
 _state: dict[str, Any] = {}
@@ -79,6 +81,16 @@ def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
         return mx.quantized_matmul(x, w, scales, biases, transpose=True,
                                    group_size=group_size, bits=bits)
     return module.quantized_matmul(x, w, scales, biases, group_size, bits, int8_activations())
+
+
+def gelu_mul(g: mx.array, u: mx.array) -> mx.array:
+    """gelu_tanh(g) * u: the extension's vectorised version for float32 on the CPU (MLX's
+    calls libm's tanhf and powf per value: 1.5 ms of a 270M decode token), else MLX's."""
+    module = _load()
+    if (module is None or g.dtype != mx.float32 or u.dtype != mx.float32
+            or mx.default_device() != mx.cpu or g.shape != u.shape):
+        return nn.gelu_approx(g) * u
+    return module.gelu_mul(g, u)
 
 
 def quant_search(g: np.ndarray, bits: int, spans: int, portable: bool = False

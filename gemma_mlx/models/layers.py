@@ -8,6 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..config import RopeConfig
+from ..kernels import cpu_qmm
 from .quantized import Linear
 
 # MLX runs mx.fast.rms_norm and mx.fast.rope on the CPU as graphs of 7-16 small ops each, and a
@@ -61,7 +62,7 @@ class MLP(nn.Module):
         self.down_proj = Linear(intermediate_size, hidden_size, bias=False)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.down_proj(nn.gelu_approx(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(cpu_qmm.gelu_mul(self.gate_proj(x), self.up_proj(x)))
 
 
 def apply_rope(x: mx.array, rope: RopeConfig, offset: int | mx.array) -> mx.array:
