@@ -62,7 +62,11 @@ class MLP(nn.Module):
         self.down_proj = Linear(intermediate_size, hidden_size, bias=False)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.down_proj(cpu_qmm.gelu_mul(self.gate_proj(x), self.up_proj(x)))
+        g, u = self.gate_proj(x), self.up_proj(x)
+        # decode-sized inputs only, as the compiled norms: longer ones (prefill, calibration,
+        # training) keep MLX's op, whose values the quantization recipes were measured on
+        h = cpu_qmm.gelu_mul(g, u) if _compiled_here(g) else nn.gelu_approx(g) * u
+        return self.down_proj(h)
 
 
 def apply_rope(x: mx.array, rope: RopeConfig, offset: int | mx.array) -> mx.array:
