@@ -17,6 +17,7 @@ from .quantized import Linear
 # fused elementwise ops, and shapes few enough that the traces stay cached. Prefill and Metal
 # keep the plain calls.
 COMPILED_MAX_ROWS = 64
+GELU_KERNEL_MAX_ROWS = 64  # the extension's GeGLU (cpu_qmm.gelu_mul) up to this many rows
 
 
 def _compiled_here(x: mx.array) -> bool:
@@ -63,9 +64,10 @@ class MLP(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         g, u = self.gate_proj(x), self.up_proj(x)
-        # decode-sized inputs only, as the compiled norms: longer ones (prefill, calibration,
-        # training) keep MLX's op, whose values the quantization recipes were measured on
-        h = cpu_qmm.gelu_mul(g, u) if _compiled_here(g) else nn.gelu_approx(g) * u
+        # decode-sized inputs only: longer ones (prefill, calibration, training) keep MLX's op,
+        # whose values the quantization recipes were measured on
+        short = g.size <= GELU_KERNEL_MAX_ROWS * g.shape[-1]
+        h = cpu_qmm.gelu_mul(g, u) if short else nn.gelu_approx(g) * u
         return self.down_proj(h)
 
 
