@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -150,6 +151,10 @@ bool vnni_available() {
 #endif
 }
 
+static float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+
 void qmm_rows_scalar(const QmmArgs& a, const float* xsum, int n0, int n1) {
   generic_rows(a, xsum, n0, n1);
 }
@@ -162,6 +167,7 @@ bool qmm(const QmmArgs& a) {
   // Per-call scratch, kept per thread (MLX's CPU stream calls from one): no malloc per call.
   thread_local std::vector<float> xsum, xp, xd;
   thread_local std::vector<int8_t> xq;
+  float* xperm = nullptr;
   xsum.resize(static_cast<size_t>(a.M) * groups);
   for (int m = 0; m < a.M; ++m)
     for (int g = 0; g < groups; ++g) {
@@ -183,16 +189,19 @@ bool qmm(const QmmArgs& a) {
     xd.resize(static_cast<size_t>(a.M) * a.K / 4);
     quantize_x_avx2(a, xq.data(), xd.data());
   } else if (wide || fast) {
-    xp.resize(static_cast<size_t>(a.M) * a.K);
+    // 64-byte aligned: the vector loads of x then never straddle two cache lines (malloc's
+    // 16-byte alignment split three in four of the AVX-512 kernel's loads).
+    xp.resize(static_cast<size_t>(a.M) * a.K + 16);
+    xperm = align64(xp.data());
     if (wide) {
-      permute_x_avx512(a, xp.data());
+      permute_x_avx512(a, xperm);
     } else {
-      permute_x_avx2(a, xp.data());
+      permute_x_avx2(a, xperm);
     }
   }
   // Pointers, not the thread_local names: the pool's threads would read their own copies.
   const Int8X x8{xq.data(), xd.data()};
-  const float *sums = xsum.data(), *xperm = xp.data();
+  const float* sums = xsum.data();
   // The int8 kernel does about a third of the float one's work per multiply-add.
   const long work = static_cast<long>(a.M) * a.N * a.K / (int8 ? 3 : 1);
   // Tasks of at least TASK_WORK multiply-adds. A big product takes at most 4 per thread,

@@ -45,8 +45,8 @@ bool avx512_available();
 // Whether qmm uses it where available (default on; the tests and benchmarks switch it off to
 // run the AVX2 kernel on the same machine).
 void set_avx512(bool on);
-void set_vnni(bool on);
-void set_serial_work(long multiply_adds);  // the benchmarks' threading switch  // likewise for the int8 kernel's VNNI version
+void set_vnni(bool on);  // likewise for the int8 kernel's VNNI version
+void set_serial_work(long multiply_adds);  // the benchmarks' threading switch
 void permute_x_avx512(const QmmArgs& a, float* xp);
 void qmm_rows_avx512(const QmmArgs& a, const float* xp, const float* xsum, int n0, int n1);
 

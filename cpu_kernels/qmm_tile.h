@@ -27,18 +27,32 @@ inline void with_tile(int tile, F&& f) {
 // tile_fn.template operator()<T>(n, m0) for every weight row n in [n0, n1) and every tile of
 // x rows from m0. Above MAX_TILE rows of x, the weight rows go in runs of 16 that stay in L1
 // for every tile. (The tile size dispatched once outside the row loop made 8 rows ~15%
-// slower: the compiler then hoisted more into registers than the tile leaves free.)
-template <class F>
+// slower: the compiler then hoisted more into registers than the tile leaves free.) With
+// STEP = 2, tile_fn.template operator()<T, R>(n, m0) takes R = 2 weight rows from n where
+// two remain, R = 1 for the last odd one.
+template <int STEP = 1, class F>
 inline void for_rows(int M, int n0, int n1, F&& tile_fn) {
+  auto call = [&]<int T>(int n, int m0, int end) {
+    if constexpr (STEP == 1) {
+      tile_fn.template operator()<T>(n, m0);
+    } else if (n + 1 < end) {
+      tile_fn.template operator()<T, 2>(n, m0);
+    } else {
+      tile_fn.template operator()<T, 1>(n, m0);
+    }
+  };
+  // Rows by STEP: the pairs a kernel's small tiles take one row at a time are still called
+  // in STEP-row strides, so a kernel given STEP = 2 covers both rows in its tile.
   if (M <= MAX_TILE) {
-    for (int n = n0; n < n1; ++n)
-      with_tile(M, [&]<int T>() { tile_fn.template operator()<T>(n, 0); });
+    for (int n = n0; n < n1; n += STEP)
+      with_tile(M, [&]<int T>() { call.template operator()<T>(n, 0, n1); });
     return;
   }
   for (int c0 = n0; c0 < n1; c0 += 16)
     for (int m0 = 0; m0 < M; m0 += MAX_TILE)
       with_tile(std::min(MAX_TILE, M - m0), [&]<int T>() {
-        for (int n = c0; n < std::min(n1, c0 + 16); ++n) tile_fn.template operator()<T>(n, m0);
+        const int end = std::min(n1, c0 + 16);
+        for (int n = c0; n < end; n += STEP) call.template operator()<T>(n, m0, end);
       });
 }
 

@@ -45,8 +45,9 @@ def _check(got: mx.array, ref: np.ndarray, k: int) -> None:
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("group", [32, 64, 128])
-def test_every_bits_and_group_size(bits, group):
-    x, w, s, b = _case(3, 70, 384, bits, group)
+@pytest.mark.parametrize("m", [3, 8])  # 8: the AVX-512 kernel's two-weight-row tile
+def test_every_bits_and_group_size(bits, group, m):
+    x, w, s, b = _case(m, 71, 384, bits, group)  # an odd row count: the pair's last row alone
     got = ext.quantized_matmul(x, w, s, b, group, bits)
     _check(got, _reference(x, w, s, b, group, bits), 384)
     ref = mx.quantized_matmul(x, w, s, b, transpose=True, group_size=group, bits=bits)
