@@ -203,7 +203,7 @@ class BatchEngine:
         s.row = self._free_rows.pop(0)
         need = len(s.tokens) + min(s.request.max_tokens, 256)  # global layers grow past it
         for layer, c in zip(self.batch, s.cache, strict=True):
-            layer.load(s.row, c, need, self.max_batch)
+            layer.load(s.row, c, need, self.max_batch, expect=len(self.running))
         s.cache = None
 
     def step(self) -> list[Event]:
